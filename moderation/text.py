@@ -1,0 +1,213 @@
+"""Text normalisation shared by training and serving.
+
+Spammers and trolls obfuscate ("f u c k", "1d10t", Cyrillic "а" inside Latin words,
+zero-width spaces, fullwidth letters). `normalize` folds all of that back to plain
+lowercase ASCII words plus a few marker tokens (``xurl``, ``xshortener``, ``xemail``,
+``xphone``, ``xcaps``) so that the model sees what a human reader sees.
+
+The saved model carries this function (through its analyzers), so serving can never
+drift from training. Every step is a linear-time regular expression or table lookup:
+pathological input (a megabyte of one character, deep combining sequences) costs
+time proportional to its length, never more.
+
+This module imports nothing from the rest of the project.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass
+
+from confusable_homoglyphs import confusables
+from unidecode import unidecode
+
+# Link shorteners: a link through one of these hides where it goes, a classic spam sign.
+SHORTENER_DOMAINS = frozenset(
+    """bit.ly tinyurl.com t.co goo.gl ow.ly is.gd buff.ly cutt.ly rebrand.ly tiny.cc
+    shorturl.at rb.gy t.ly bl.ink lnkd.in s.id v.gd adf.ly shorte.st bitly.com
+    tr.im cli.gs x.co soo.gd qr.ae""".split()
+)
+
+# Top-level domains a bare "example.com" link may end with (without http:// or www.).
+_BARE_TLDS = (
+    "com|net|org|info|biz|io|co|me|ly|gl|gd|at|cc|ru|cn|xyz|top|site|online|shop|club|"
+    "live|link|click|app|tk|ml|ga|cf|gq|uk|de|fr|in|us|ca|au|tv|store|pro|win|bid|vip"
+)
+_SCHEME_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']{1,2000}", re.IGNORECASE)
+_BARE_URL = re.compile(
+    r"\b[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63}){0,3}\.(?:" + _BARE_TLDS + r")\b(?:/[^\s<>\"']{0,2000})?",
+    re.IGNORECASE,
+)
+# Cheap pre-check: searching for ".com" etc. is far faster than trying a domain at every word.
+_TLD_HINT = re.compile(r"\.(?:" + _BARE_TLDS + r")\b", re.IGNORECASE)
+_EMAIL = re.compile(r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,4}\b")
+# Seven or more digits, optionally split by spaces, dots, dashes or brackets: phone numbers.
+_PHONE = re.compile(r"(?<!\w)\+?(?:\d[\s().-]{0,2}){6,14}\d(?!\w)")
+_TAG = re.compile(r"<\s{0,5}/?\s{0,5}[a-zA-Z][^<>]{0,300}>")
+_MENTION = re.compile(r"(?<!\w)@\w{1,50}")
+_RETWEET = re.compile(r"(?<!\w)rt\s{0,3}(?=[@:])|^rt\b")
+# Three or more single letters separated by spaces, dots, dashes, stars or underscores.
+_SPACED = re.compile(r"(?<![a-z])(?:[a-z][ .\-_*]{1,3}){2,}[a-z](?![a-z])")
+_SPACED_SEP = re.compile(r"[ .\-_*]")
+_REPEATS = re.compile(r"(.)\1{2,}")
+# A token in which a letter touches a digit or symbol that stands in for a letter.
+_LEET_TOKEN = re.compile(r"(?<![a-z0-9@$!|])[a-z0-9@$!|]*(?:[a-z][013457@$!|]|[013457@$][a-z])[a-z0-9@$!|]*")
+_LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l"})
+_LEET_CHARS = frozenset("013457@$!|")
+_TRAILING_NUMBER = re.compile(r"^[a-z]+\d+$")
+_WHITESPACE = re.compile(r"\s+")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+_UPPER = re.compile(r"[A-Z]")
+_CONTROL_ASCII = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
+_DIGITS = re.compile(r"\d")
+_NON_SPACE = re.compile(r"\S+")
+
+
+@functools.cache
+def _invisible_chars() -> re.Pattern[str]:
+    """Build a pattern for every format and control character except tab and newline."""
+    ranges: list[str] = []
+    start = None
+    for code in range(sys.maxunicode + 1):
+        invisible = unicodedata.category(chr(code)) in ("Cf", "Cc") and chr(code) not in "\t\n\r"
+        if invisible and start is None:
+            start = code
+        elif not invisible and start is not None:
+            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
+            start = None
+    return re.compile("[" + "".join(ranges) + "]+")
+
+
+@functools.cache
+def _homoglyph_table() -> dict[int, str]:
+    """Map every non-ASCII character that looks like an ASCII letter or digit onto it.
+
+    Built from the Unicode confusables data that `confusable_homoglyphs` ships, so a
+    Cyrillic "С" becomes "C" (what a reader sees), not "S" (what transliteration says).
+    """
+    table: dict[int, str] = {}
+    for char, homoglyphs in confusables.confusables_data.items():
+        if len(char) != 1 or char.isascii():
+            continue
+        lookalikes = [h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalnum()]
+        if lookalikes:
+            table[ord(char)] = sorted(lookalikes, key=str.isdigit)[0]
+    return table
+
+
+def _fold_unicode(text: str) -> str:
+    """Apply NFKC, then map homoglyphs and transliterate accents to ASCII."""
+    text = unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        return text
+    text = text.translate(_homoglyph_table())
+    # Combining marks would otherwise pile up: drop them once decomposed.
+    text = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
+    return unidecode(text, errors="replace", replace_str=" ")
+
+
+def _link_token(match: re.Match[str]) -> str:
+    url = match.group(0).lower()
+    host = re.sub(r"^(?:https?://)?(?:www\.)?", "", url).split("/", 1)[0].split(":", 1)[0]
+    marker = " xurl xshortener " if host in SHORTENER_DOMAINS else " xurl "
+    return marker + "xdomain" + re.sub(r"[^a-z0-9]", "", host) + " "
+
+
+def _unspace(match: re.Match[str]) -> str:
+    return _SPACED_SEP.sub("", match.group(0))
+
+
+def _unleet(match: re.Match[str]) -> str:
+    token = match.group(0)
+    core = token.rstrip("!|")  # "wow!!" is emphasis, not a disguised "wowii"
+    letters = sum(ch.isalpha() for ch in core)
+    if letters < 2 or not _LEET_CHARS.intersection(core) or _TRAILING_NUMBER.match(core):
+        return token  # "b4", "2015", "covid19": numbers, not disguised letters
+    return core.translate(_LEET_TABLE) + token[len(core) :]
+
+
+def caps_share(text: str) -> float:
+    """Return the share of ASCII letters that are upper case (0 when there are none)."""
+    letters = len(_ASCII_LETTER.findall(text))
+    return len(_UPPER.findall(text)) / letters if letters else 0.0
+
+
+def normalize(text: str) -> str:
+    """Fold a raw comment into the lowercase, de-obfuscated form the model reads."""
+    # Each step is skipped when the text cannot contain what it looks for: most comments
+    # are plain ASCII prose, and scoring must stay well under a millisecond.
+    text = (_CONTROL_ASCII if text.isascii() else _invisible_chars()).sub("", text)
+    if "&" in text:
+        text = html.unescape(text)
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    text = _fold_unicode(text)
+    shouting = len(_ASCII_LETTER.findall(text)) >= 8 and caps_share(text) >= 0.6
+    text = text.lower()
+    if "@" in text:
+        text = _EMAIL.sub(" xemail ", text)
+    if "http" in text or "www." in text:
+        text = _SCHEME_URL.sub(_link_token, text)
+    if _TLD_HINT.search(text):
+        text = _BARE_URL.sub(_link_token, text)
+    has_digits = _DIGITS.search(text) is not None
+    if has_digits:
+        text = _PHONE.sub(" xphone ", text)
+    if "@" in text:
+        text = _RETWEET.sub(" ", text)
+        text = _MENTION.sub(" ", text)
+    elif text.startswith("rt"):
+        text = _RETWEET.sub(" ", text)
+    text = _SPACED.sub(_unspace, text)
+    text = _LEET_TOKEN.sub(_unleet, text)
+    text = _REPEATS.sub(r"\1", text)
+    text = _WHITESPACE.sub(" ", text).strip()
+    if shouting:
+        text += " xcaps"
+    return text
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of the original text: one word, a link, or a run of spaced letters."""
+
+    start: int
+    end: int
+    text: str
+
+
+def word_spans(text: str) -> list[Span]:
+    """Split raw text into the spans that explanations point at.
+
+    A run of spaced single letters ("f u c k") is one span, since `normalize` joins it
+    into one word; everything else is split on white space.
+    """
+    spans: list[Span] = []
+    for match in _NON_SPACE.finditer(text):
+        spans.append(Span(match.start(), match.end(), match.group(0)))
+    return _merge_spaced_letters(text, spans)
+
+
+def _merge_spaced_letters(text: str, spans: list[Span]) -> list[Span]:
+    merged: list[Span] = []
+    run: list[Span] = []
+
+    def flush() -> None:
+        if len(run) >= 3:
+            merged.append(Span(run[0].start, run[-1].end, text[run[0].start : run[-1].end]))
+        else:
+            merged.extend(run)
+        run.clear()
+
+    for span in spans:
+        if len(span.text) == 1 and span.text.isalpha():
+            run.append(span)
+        else:
+            flush()
+            merged.append(span)
+    flush()
+    return merged
