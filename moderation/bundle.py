@@ -1,0 +1,130 @@
+"""Save and load model bundles: a joblib file plus a manifest that vouches for it.
+
+joblib is pickle, and unpickling runs code. So `load` checks the file's sha256 against
+the manifest *before* unpickling, and refuses a bundle built with another scikit-learn
+minor version, whose pickles are "entirely unsupported" by scikit-learn itself. Only load
+bundles that this project's own training wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import joblib
+import numpy
+import scipy
+import sklearn
+
+from moderation.model import ModerationModel
+
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+
+
+class BundleError(Exception):
+    """A bundle is missing, damaged, tampered with or incompatible; the message says what to do."""
+
+
+def sha256_of(path: Path) -> str:
+    """Return the hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def save(model: ModerationModel, out_dir: Path, manifest: dict) -> dict:
+    """Write ``model`` and its manifest into ``out_dir`` (replaced whole, never half-written).
+
+    :return: the manifest as written, with version, hashes and library versions filled in.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent))
+    try:
+        joblib.dump(model.pipeline, staging / MODEL_FILE, compress=3)
+        digest = sha256_of(staging / MODEL_FILE)
+        created = datetime.now(timezone.utc)
+        manifest = {
+            "version": manifest.get("version") or f"{created:%Y%m%d-%H%M%S}-{digest[:8]}",
+            "created": created.isoformat(timespec="seconds"),
+            "labels": model.labels,
+            "thresholds": model.thresholds,
+            **{k: v for k, v in manifest.items() if k != "version"},
+            "libraries": library_versions(),
+            "model_file": MODEL_FILE,
+            "sha256": digest,
+        }
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    model.version = manifest["version"]
+    return manifest
+
+
+def read_manifest(bundle_dir: Path) -> dict:
+    """Read a bundle's manifest, or raise `BundleError` saying why it cannot be read."""
+    path = Path(bundle_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise BundleError(f"no model bundle at {bundle_dir} (missing {MANIFEST_FILE}); run `moderation train` first")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise BundleError(f"unreadable manifest {path}: {error}") from error
+    for key in ("version", "sha256", "labels", "libraries"):
+        if key not in manifest:
+            raise BundleError(f"manifest {path} lacks {key!r}; retrain with `moderation train`")
+    return manifest
+
+
+def _minor(version: str) -> tuple[str, ...]:
+    return tuple(version.split(".")[:2])
+
+
+def load(bundle_dir: Path) -> ModerationModel:
+    """Verify and load a bundle; raise `BundleError` with advice when it cannot be trusted."""
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    model_path = bundle_dir / manifest.get("model_file", MODEL_FILE)
+    if not model_path.is_file():
+        raise BundleError(f"model file {model_path} is missing; retrain with `moderation train`")
+    if sha256_of(model_path) != manifest["sha256"]:
+        raise BundleError(
+            f"{model_path} does not match the sha256 in its manifest: the bundle was altered or damaged. "
+            "Refusing to unpickle it; restore it from the registry or retrain."
+        )
+    built_with = manifest["libraries"].get("scikit-learn", "?")
+    if _minor(built_with) != _minor(sklearn.__version__):
+        raise BundleError(
+            f"bundle {manifest['version']} was built with scikit-learn {built_with}, this process has "
+            f"{sklearn.__version__}: retrain it (`moderation train`) or install scikit-learn~={built_with}"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sklearn.exceptions.InconsistentVersionWarning)
+        try:
+            pipeline = joblib.load(model_path)
+        except Exception as error:  # a verified file that still fails to load: report, never crash
+            raise BundleError(f"could not load {model_path}: {error}") from error
+    return ModerationModel(pipeline=pipeline, thresholds=manifest.get("thresholds", {}), version=manifest["version"])

@@ -1,0 +1,84 @@
+"""The whole training run: data directory in, verified bundle and report out.
+
+`run_training` strings the stages together; each stage lives in its own module
+(datasets, train, evaluate, report) and can be called alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from moderation import bundle
+from training.datasets import REGISTRY, Example, dataset_files, select_datasets
+from training.evaluate import per_dataset
+from training.report import write_report
+from training.train import TrainingConfig, load_examples, split, train_model
+
+
+def truth_arrays(examples: list[Example], labels: list[str]) -> dict[str, np.ndarray]:
+    """Per label, 0/1 where an example carries the label and -1 where it does not."""
+    return {label: np.array([e.labels.get(label, -1) for e in examples]) for label in labels}
+
+
+def dataset_facts(names: list[str], data_dir: Path, examples: list[Example]) -> list[dict]:
+    """Describe each dataset used: rows per split, license and file hashes, for the manifest."""
+    facts = []
+    for name in names:
+        rows = [e for e in examples if e.source == name]
+        facts.append({
+            "name": name,
+            "license": REGISTRY[name].license,
+            "open_license": REGISTRY[name].open_license,
+            "labels": list(REGISTRY[name].labels),
+            "train_rows": sum(e.split == "train" for e in rows),
+            "dev_rows": sum(e.split == "dev" for e in rows),
+            "files": {path.name: bundle.sha256_of(path) for path in dataset_files(name, data_dir)},
+        })
+    return facts
+
+
+def run_training(
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    names: list[str] | None = None,
+    open_only: bool = False,
+    config: TrainingConfig | None = None,
+    progress: Callable[[str], None] = lambda stage: None,
+) -> tuple[dict, list[dict]]:
+    """Train, evaluate on the dev splits, and write the bundle with its report.
+
+    :return: the manifest written and the per-dataset dev metric rows.
+    """
+    config = config or TrainingConfig()
+    chosen = select_datasets(data_dir, names, open_only)
+    if not chosen:
+        raise ValueError(f"no usable dataset in {data_dir} (nor data/examples.csv); pass --data DIR")
+    progress(f"reading {len(chosen)} datasets")
+    examples = load_examples(data_dir, chosen)
+    fitting, calibration, dev = split(examples)
+    progress(f"training on {len(fitting):,} comments ({config.kind})")
+    model, facts = train_model(fitting, calibration, config)
+    progress(f"evaluating on {len(dev):,} dev comments")
+    probabilities = model.predict_proba([e.text for e in dev])
+    rows = per_dataset(probabilities, model.labels, dev, model.thresholds)
+    manifest = bundle.save(model, out_dir, {
+        "datasets": dataset_facts(chosen, data_dir, examples),
+        "training": {**asdict(config), "label_facts": facts},
+        "dev_metrics": rows,
+    })
+    progress("writing report")
+    write_report(
+        Path(out_dir) / "report",
+        title=f"Model {manifest['version']}: dev evaluation",
+        rows=rows,
+        labels=model.labels,
+        probabilities=probabilities,
+        truth=truth_arrays(dev, model.labels),
+        thresholds=model.thresholds,
+    )
+    return manifest, rows
