@@ -1,0 +1,42 @@
+"""Score a comment, explain the score and decide: the one call serving and the CLI share."""
+
+from __future__ import annotations
+
+from moderation.model import ModerationModel
+from moderation.policy import decide
+from moderation.scorer import FastScorer
+
+
+def effective_thresholds(model: ModerationModel, overrides: dict | None) -> dict[str, dict[str, float]]:
+    """Return the model's thresholds with configured per-label overrides applied."""
+    merged = {label: dict(limits) for label, limits in model.thresholds.items()}
+    for label, limits in (overrides or {}).items():
+        merged.setdefault(label, {"review_at": 1.0, "reject_at": 1.0}).update(limits)
+    return merged
+
+
+class Assessor:
+    """Holds one loaded model (once per process) and turns text into a scored decision."""
+
+    def __init__(self, model: ModerationModel, *, decision_labels: list[str], thresholds: dict | None = None, explain_top: int = 5):
+        self.model = model
+        self.scorer = FastScorer(model)
+        self.thresholds = effective_thresholds(model, thresholds)
+        self.decision_labels = [label for label in decision_labels if label in model.labels]
+        self.explain_top = explain_top
+
+    @classmethod
+    def from_config(cls, model: ModerationModel, config: dict) -> "Assessor":
+        return cls(model, decision_labels=config["DECISION_LABELS"], thresholds=config["THRESHOLDS"], explain_top=config["EXPLAIN_TOP"])
+
+    def assess(self, text: str) -> dict:
+        """Return ``{"scores", "decision", "reasons", "terms", "model_version"}`` for one comment."""
+        scores, terms = self.scorer.score_and_explain(text, top=self.explain_top)
+        decision = decide(scores, self.thresholds, self.decision_labels)
+        return {
+            "scores": {label: round(score, 6) for label, score in scores.items()},
+            "decision": decision.action,
+            "reasons": decision.reasons,
+            "terms": terms,
+            "model_version": self.model.version,
+        }
