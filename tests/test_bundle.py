@@ -1,0 +1,63 @@
+import json
+
+import pytest
+import sklearn
+
+from moderation import bundle
+
+
+def test_round_trip_keeps_scores_and_manifest(tiny_bundle, tiny_model):
+    manifest = bundle.read_manifest(tiny_bundle)
+    for key in ("version", "created", "labels", "thresholds", "datasets", "dev_metrics", "libraries", "sha256"):
+        assert key in manifest, key
+    assert manifest["libraries"]["scikit-learn"] == sklearn.__version__
+    assert manifest["datasets"][0]["name"] == "examples"
+    assert manifest["datasets"][0]["files"]["examples.csv"]
+    assert tiny_model.version == manifest["version"]
+    again = bundle.load(tiny_bundle)
+    texts = ["you are an idiot", "buy cheap pills at bit.ly/x", "nice article"]
+    assert (again.predict_proba(texts) == tiny_model.predict_proba(texts)).all()
+
+
+def test_tampered_model_file_is_refused_before_unpickling(tiny_bundle_copy):
+    path = tiny_bundle_copy / bundle.MODEL_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(bundle.BundleError, match="does not match the sha256"):
+        bundle.load(tiny_bundle_copy)
+
+
+def test_other_scikit_learn_version_is_refused_with_advice(tiny_bundle_copy):
+    path = tiny_bundle_copy / bundle.MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    manifest["libraries"]["scikit-learn"] = "0.24.2"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(bundle.BundleError, match="retrain"):
+        bundle.load(tiny_bundle_copy)
+
+
+@pytest.mark.parametrize("damage", ["no_manifest", "no_model", "bad_json", "no_sha"])
+def test_damaged_bundles_give_clear_errors(tiny_bundle_copy, damage):
+    manifest_path = tiny_bundle_copy / bundle.MANIFEST_FILE
+    if damage == "no_manifest":
+        manifest_path.unlink()
+    elif damage == "no_model":
+        (tiny_bundle_copy / bundle.MODEL_FILE).unlink()
+    elif damage == "bad_json":
+        manifest_path.write_text("{not json")
+    else:
+        manifest = json.loads(manifest_path.read_text())
+        del manifest["sha256"]
+        manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(bundle.BundleError):
+        bundle.load(tiny_bundle_copy)
+
+
+def test_save_replaces_a_bundle_whole(tiny_model, tmp_path):
+    out = tmp_path / "bundle"
+    first = bundle.save(tiny_model, out, {"note": "first"})
+    second = bundle.save(tiny_model, out, {"note": "second"})
+    assert bundle.read_manifest(out)["note"] == "second"
+    assert first["sha256"] == second["sha256"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle-")]

@@ -1,0 +1,123 @@
+"""The command line: happy paths and every bad-input path gives one line and a non-zero exit."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from moderation import bundle
+from moderation.cli import cli
+
+
+@pytest.fixture
+def run():
+    def invoke(*args, input=None):
+        return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def assert_one_line_error(result, fragment):
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    assert fragment in lines[0]
+
+
+def test_score_one_comment(run, tiny_bundle):
+    result = run("score", "--model", str(tiny_bundle), "Free money!!! visit bit.ly/cash now")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert set(body) >= {"scores", "decision", "reasons", "terms", "model_version"}
+    assert body["decision"] in ("accept", "review", "reject")
+    assert body["scores"]["spam"] > body["scores"]["hate"]
+
+
+@pytest.mark.parametrize("suffix,content", [
+    (".csv", "id,text\n1,hello world\n2,\"you idiot, buy pills at bit.ly/x\"\n3,third one\n"),
+    (".jsonl", '{"text": "hello world"}\n{"text": "you idiot, buy pills at bit.ly/x"}\n{"text": "third one"}\n'),
+])
+def test_score_file_writes_json_lines_in_input_order(run, tiny_bundle, tmp_path, suffix, content):
+    path = tmp_path / f"comments{suffix}"
+    path.write_text(content)
+    result = run("score", "--model", str(tiny_bundle), "--input", str(path))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert len(lines) == 3
+    assert all(set(line) == {"scores", "decision", "reasons", "terms"} for line in lines)
+    assert lines[1]["scores"]["spam"] > lines[0]["scores"]["spam"]
+
+
+def test_score_reads_stdin(run, tiny_bundle):
+    result = run("score", "--model", str(tiny_bundle), "--input", "-", input='{"text": "hello"}\n')
+    assert result.exit_code == 0, result.output
+    assert len(result.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("name,content,fragment", [
+    ("missing.csv", None, "no such file"),
+    ("notext.csv", "id,body\n1,hello\n", "no 'text' column"),
+    ("empty.jsonl", '{"text": "a"}\n\n{"text": "b"}\n', "line 2 is empty"),
+    ("blank.csv", "text\nhello\n\"  \"\n", "empty text"),
+    ("latin1.csv", b"text\ncaf\xe9\n", "not valid UTF-8"),
+    ("broken.jsonl", '{"text": "a"}\n{oops\n', "line 2 is not valid JSON"),
+    ("nofield.jsonl", '{"body": "a"}\n', "no string field 'text'"),
+])
+def test_bad_input_files_get_one_line_errors(run, tiny_bundle, tmp_path, name, content, fragment):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    result = run("score", "--model", str(tiny_bundle), "--input", str(path))
+    assert_one_line_error(result, fragment)
+
+
+def test_tampered_bundle_is_a_one_line_error(run, tiny_bundle_copy):
+    (tiny_bundle_copy / bundle.MODEL_FILE).write_bytes(b"not the model")
+    assert_one_line_error(run("score", "--model", str(tiny_bundle_copy), "hi"), "sha256")
+
+
+def test_missing_model_says_how_to_get_one(run, tmp_path):
+    assert_one_line_error(run("score", "--model", str(tmp_path / "none"), "hi"), "moderation train")
+
+
+def test_score_needs_text_or_input(run, tiny_bundle):
+    assert_one_line_error(run("score", "--model", str(tiny_bundle)), "either a TEXT")
+    assert_one_line_error(run("score", "--model", str(tiny_bundle), "   "), "empty")
+
+
+def test_evaluate_writes_report_metrics_and_plots(run, tiny_bundle, tmp_path):
+    path = tmp_path / "labelled.csv"
+    rows = ["text,spam,abusive"] + [f"nice piece number {i},0,0" for i in range(10)]
+    rows += [f"buy pills {i} at bit.ly/x{i},1,0" for i in range(5)] + [f"you idiot number {i},0,1" for i in range(5)]
+    path.write_text("\n".join(rows) + "\n")
+    report = tmp_path / "report"
+    result = run("evaluate", "--model", str(tiny_bundle), "--input", str(path), "--label-column", "spam", "--label-column", "toxic=abusive", "--report", str(report))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert {(r["label"], r["rows"]) for r in metrics["per_dataset"]} == {("spam", 20), ("toxic", 20)}
+    assert (report / "report.md").read_text().startswith("# Model")
+    assert (report / "spam.png").stat().st_size > 1000 and (report / "toxic.png").stat().st_size > 1000
+
+
+def test_evaluate_rejects_unknown_label_and_bad_values(run, tiny_bundle, tmp_path):
+    path = tmp_path / "labelled.csv"
+    path.write_text("text,spam\nhello,maybe\n")
+    assert_one_line_error(run("evaluate", "--model", str(tiny_bundle), "--input", str(path), "--label-column", "nonsense"), "no label 'nonsense'")
+    assert_one_line_error(run("evaluate", "--model", str(tiny_bundle), "--input", str(path)), "must be 0 or 1")
+
+
+def test_train_writes_a_loadable_bundle_and_prints_a_summary(run, tmp_path):
+    out = tmp_path / "model"
+    result = run("train", "--datasets", "examples", "--out", str(out), "--kind", "logreg")
+    assert result.exit_code == 0, result.output
+    assert "| examples | spam |" in result.output
+    model = bundle.load(out)
+    assert model.labels == ["spam", "toxic", "insult", "offensive", "hate"]
+    assert (out / "report" / "report.md").exists()
+
+
+def test_train_rejects_unknown_dataset(run, tmp_path):
+    assert_one_line_error(run("train", "--datasets", "nope", "--out", str(tmp_path / "m")), "unknown dataset")
