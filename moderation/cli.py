@@ -47,7 +47,7 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind) -> None:
     """Train a model bundle on the labelled datasets and write its report."""
     from tqdm import tqdm
 
-    from training.datasets import default_data_dir
+    from training.datasets import default_data_dir, select_datasets
     from training.pipeline import run_training
     from training.report import markdown_table
     from training.train import TrainingConfig
@@ -55,14 +55,20 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind) -> None:
     config = load_config()
     out = Path(out_dir or config["MODEL_DIR"])
     names = [n.strip() for n in datasets.split(",")] if datasets else None
-    with tqdm(total=4, desc="train", unit="stage", file=sys.stderr) as bar:
+    data = Path(data_dir) if data_dir else default_data_dir()
+    try:
+        select_datasets(data, names, open_licenses_only)
+    except ValueError as error:
+        _fail(str(error))
+    # disable=None: a bar on a terminal, silence in logs and pipes.
+    with tqdm(total=4, desc="train", unit="stage", file=sys.stderr, disable=None) as bar:
         def progress(stage: str) -> None:
             bar.set_postfix_str(stage)
             bar.update(1)
 
         try:
             manifest, rows = run_training(
-                Path(data_dir) if data_dir else default_data_dir(), out,
+                data, out,
                 names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind), progress=progress,
             )
         except ValueError as error:
@@ -152,10 +158,9 @@ def score(text, input_path, model_dir) -> None:
         rows = read_rows(input_path)
     except InputError as error:
         _fail(str(error))
-    out = click.get_text_stream("stdout")
     for row in rows:
         result = assessor.assess(row.text)
-        out.write(json.dumps({k: result[k] for k in ("scores", "decision", "reasons", "terms")}, ensure_ascii=False) + "\n")
+        click.echo(json.dumps({k: result[k] for k in ("scores", "decision", "reasons", "terms")}, ensure_ascii=False))
 
 
 def main() -> None:

@@ -24,7 +24,11 @@ def _open_text(path: str) -> tuple[str, str]:
     """Return (name, content) of a UTF-8 file or ``-`` for stdin."""
     name = "<stdin>" if path == "-" else path
     try:
-        raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+        if path == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                raw = handle.read()
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
     except OSError as error:

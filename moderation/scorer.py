@@ -10,7 +10,6 @@ endlessly across comments), and scores with a few small NumPy operations. It rep
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,14 +22,38 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 
 
 @dataclass
-class _Vector:
-    """A comment's TF-IDF features: word n-grams by name, char n-grams by column."""
+class _Block:
+    """A comment's features in one vectorizer's columns: sorted unique columns, values, counts."""
 
-    word_values: dict[str, float]  # gram -> L2-normalised TF-IDF value
-    word_counts: Counter
-    char_columns: np.ndarray  # sorted unique columns
-    char_values: np.ndarray
-    char_counts: np.ndarray
+    columns: np.ndarray
+    values: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def build(cls, columns: np.ndarray, idf: np.ndarray) -> "_Block":
+        columns, counts = np.unique(columns, return_counts=True)
+        if not columns.size:
+            return cls(columns, np.zeros(0), counts)
+        values = (1.0 + np.log(counts)) * idf[columns]  # sublinear TF-IDF, as the vectorizer does
+        return cls(columns, values / np.sqrt(values @ values), counts)
+
+    def share(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (columns present in this comment, each occurrence's share of its value)."""
+        if not columns.size or not self.columns.size:
+            return _EMPTY, np.zeros(0)
+        where = np.searchsorted(self.columns, columns).clip(max=self.columns.size - 1)
+        found = self.columns[where] == columns
+        where = where[found]
+        return columns[found], self.values[where] / self.counts[where]
+
+
+@dataclass(frozen=True)
+class _Token:
+    """What one white-space token contributes: its words, their columns, its char columns."""
+
+    words: tuple[str, ...]
+    word_columns: np.ndarray
+    char_columns: np.ndarray
 
 
 class FastScorer:
@@ -43,51 +66,42 @@ class FastScorer:
         word_vectorizer, char_vectorizer = (dict(union.transformer_list)[name] for name in ("words", "chars"))
         coef = np.asarray(linear.coef, dtype=np.float64)
         n_words = len(word_vectorizer.vocabulary_)
-        self.word_vocabulary = {gram: int(i) for gram, i in word_vectorizer.vocabulary_.items()}
-        self.char_vocabulary = {gram: int(i) for gram, i in char_vectorizer.vocabulary_.items()}
+        self.word_vocabulary = word_vectorizer.vocabulary_
+        self.char_vocabulary = char_vectorizer.vocabulary_
         self.word_idf = word_vectorizer.idf_.astype(np.float64)
         self.char_idf = char_vectorizer.idf_.astype(np.float64)
         self.word_weights = np.ascontiguousarray(coef[:, :n_words].T)  # (n_word_features, n_labels)
         self.char_weights = np.ascontiguousarray(coef[:, n_words:].T)
         self.intercept = np.asarray(linear.intercept, dtype=np.float64)
         self.calibration = np.asarray(linear.calibration, dtype=np.float64)
-        self._token_columns = functools.lru_cache(maxsize=cache_size)(self._token_columns_uncached)
+        self._token = functools.lru_cache(maxsize=cache_size)(self._token_uncached)
         self._span_normalized = functools.lru_cache(maxsize=cache_size)(normalize)
 
-    def _token_columns_uncached(self, token: str) -> np.ndarray:
-        """Return the char-feature columns of one white-space token (repeats kept)."""
-        vocabulary = self.char_vocabulary
-        columns = [vocabulary[g] for g in char_ngrams_of_word(token) if g in vocabulary]
+    def _columns(self, grams, vocabulary) -> np.ndarray:
+        columns = [vocabulary[g] for g in grams if g in vocabulary]
         return np.array(columns, dtype=np.int64) if columns else _EMPTY
 
-    @staticmethod
-    def _tfidf(counts: np.ndarray, idf: np.ndarray) -> np.ndarray:
-        values = (1.0 + np.log(counts)) * idf
-        return values / np.sqrt(values @ values)
+    def _token_uncached(self, token: str) -> _Token:
+        """Look up one token's word and char columns once; words repeat endlessly."""
+        token_words = tuple(words(token))
+        return _Token(token_words, self._columns(token_words, self.word_vocabulary), self._columns(char_ngrams_of_word(token), self.char_vocabulary))
 
-    def _vector(self, normalized: str) -> _Vector:
-        tokens = words(normalized)
-        grams = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
-        word_counts = Counter(g for g in grams if g in self.word_vocabulary)
-        word_values: dict[str, float] = {}
-        if word_counts:
-            columns = np.fromiter((self.word_vocabulary[g] for g in word_counts), dtype=np.int64, count=len(word_counts))
-            counts = np.fromiter(word_counts.values(), dtype=np.float64, count=len(word_counts))
-            word_values = dict(zip(word_counts, self._tfidf(counts, self.word_idf[columns]).tolist()))
-        parts = [self._token_columns(token) for token in normalized.split()]
-        char_columns = np.concatenate(parts) if parts else _EMPTY
-        columns, counts = np.unique(char_columns, return_counts=True)
-        values = self._tfidf(counts.astype(np.float64), self.char_idf[columns]) if columns.size else np.zeros(0)
-        return _Vector(word_values, word_counts, columns, values, counts)
+    def _bigram_columns(self, sequence: list[str]) -> np.ndarray:
+        return self._columns((f"{a} {b}" for a, b in zip(sequence, sequence[1:])), self.word_vocabulary)
 
-    def _logits(self, vector: _Vector) -> np.ndarray:
-        logits = self.intercept.copy()
-        if vector.word_values:
-            columns = [self.word_vocabulary[g] for g in vector.word_values]
-            logits += np.fromiter(vector.word_values.values(), dtype=np.float64) @ self.word_weights[columns]
-        if vector.char_columns.size:
-            logits += vector.char_values @ self.char_weights[vector.char_columns]
-        return logits
+    def _vectors(self, normalized: str) -> tuple[_Block, _Block]:
+        tokens = [self._token(t) for t in normalized.split()]
+        sequence = [w for token in tokens for w in token.words]
+        word_columns = np.concatenate([t.word_columns for t in tokens] + [self._bigram_columns(sequence)])
+        char_columns = np.concatenate([t.char_columns for t in tokens]) if tokens else _EMPTY
+        return _Block.build(word_columns, self.word_idf), _Block.build(char_columns, self.char_idf)
+
+    def _logits(self, word_block: _Block, char_block: _Block) -> np.ndarray:
+        return (
+            self.intercept
+            + word_block.values @ self.word_weights[word_block.columns]
+            + char_block.values @ self.char_weights[char_block.columns]
+        )
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Apply each label's Platt calibration to raw log-odds."""
@@ -95,7 +109,7 @@ class FastScorer:
 
     def score(self, text: str) -> dict[str, float]:
         """Return ``{label: calibrated probability}`` for one comment."""
-        logits = self._logits(self._vector(normalize(text)))
+        logits = self._logits(*self._vectors(normalize(text)))
         return dict(zip(self.labels, self.probabilities(logits).tolist()))
 
     def score_and_explain(self, text: str, top: int = 5) -> tuple[dict[str, float], list[dict]]:
@@ -108,28 +122,25 @@ class FastScorer:
         :return: scores, and ``[{"text", "start", "end", "label", "weight"}]`` strongest
             first, at most ``top`` per label, positive contributions only.
         """
-        vector = self._vector(normalize(text))
-        scores = dict(zip(self.labels, self.probabilities(self._logits(vector)).tolist()))
+        word_block, char_block = self._vectors(normalize(text))
+        scores = dict(zip(self.labels, self.probabilities(self._logits(word_block, char_block)).tolist()))
         spans = word_spans(text)
         contribution = np.zeros((len(spans), len(self.labels)))
-        char_share = vector.char_values / np.maximum(vector.char_counts, 1)
-        sequence: list[tuple[int, str]] = []
+        owners: list[int] = []  # the span of each word, in order
+        sequence: list[str] = []
         for i, span in enumerate(spans):
-            normalized = self._span_normalized(span.text)
-            for token in normalized.split():
-                columns = self._token_columns(token)
-                if columns.size and vector.char_columns.size:
-                    where = np.searchsorted(vector.char_columns, columns).clip(max=vector.char_columns.size - 1)
-                    found = vector.char_columns[where] == columns
-                    contribution[i] += char_share[where[found]] @ self.char_weights[columns[found]]
-            sequence.extend((i, w) for w in words(normalized))
-        grams = [(i, w, 1.0) for i, w in sequence]
-        for (i, a), (j, b) in zip(sequence, sequence[1:]):
-            grams += [(i, f"{a} {b}", 0.5), (j, f"{a} {b}", 0.5)]
-        for i, gram, share in grams:
-            value = vector.word_values.get(gram)
-            if value is not None:
-                contribution[i] += share * value / vector.word_counts[gram] * self.word_weights[self.word_vocabulary[gram]]
+            for token in map(self._token, self._span_normalized(span.text).split()):
+                for block, weights, columns in ((char_block, self.char_weights, token.char_columns), (word_block, self.word_weights, token.word_columns)):
+                    present, share = block.share(columns)
+                    contribution[i] += share @ weights[present]
+                owners.extend([i] * len(token.words))
+                sequence.extend(token.words)
+        for k, (a, b) in enumerate(zip(sequence, sequence[1:])):
+            present, share = word_block.share(self._columns([f"{a} {b}"], self.word_vocabulary))
+            if present.size:
+                half = 0.5 * share[0] * self.word_weights[present[0]]
+                contribution[owners[k]] += half
+                contribution[owners[k + 1]] += half
         terms = []
         for column, label in enumerate(self.labels):
             for i in np.argsort(-contribution[:, column], kind="stable")[:top]:

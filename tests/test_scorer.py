@@ -47,8 +47,9 @@ def test_span_weights_add_up_to_the_log_odds(tiny_model):
     scorer = FastScorer(tiny_model)
     text = "you are an idiot, visit cheap-pills.com now"
     _, terms = scorer.score_and_explain(text, top=100)
-    vector = scorer._vector(__import__("moderation.text", fromlist=["normalize"]).normalize(text))
-    logits = scorer._logits(vector) - scorer.intercept
+    from moderation.text import normalize
+
+    logits = scorer._logits(*scorer._vectors(normalize(text))) - scorer.intercept
     for column, label in enumerate(scorer.labels):
         positive = sum(t["weight"] for t in terms if t["label"] == label)
         assert positive >= logits[column] - 1e-3  # negative spans are left out, so positives >= total

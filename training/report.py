@@ -17,7 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from training.evaluate import threshold_sweep  # noqa: E402
+from training.evaluate import threshold_sweep, workload  # noqa: E402
+
+SWEEP_POINTS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
 
 METRIC_COLUMNS = (
     "dataset", "label", "rows", "positives", "roc_auc", "average_precision", "f1_at_review", "f1_at_reject",
@@ -89,6 +91,15 @@ def write_report(
         markdown_table([{"label": k, **v} for k, v in thresholds.items()], ["label", "review_at", "reject_at"]),
         "",
     ]
+    parts += ["## Workload across review thresholds", "",
+              "All evaluation rows pooled, each at its dataset's own rate, with the label's `reject_at` kept fixed.", ""]
+    for column, label in enumerate(labels):
+        known = truth[label] >= 0
+        if not known.any() or label not in thresholds:
+            continue
+        p, y = probabilities[known, column], truth[label][known]
+        sweep = [{"review_at": t, **workload(p, y, t, max(t, thresholds[label]["reject_at"]))} for t in SWEEP_POINTS]
+        parts += [f"### {label}", "", markdown_table(sweep, ["review_at", "accepted", "reviewed", "rejected", "missed_bad", "wrongly_rejected"]), ""]
     for heading, body in (sections or {}).items():
         parts += [f"## {heading}", "", body, ""]
     parts += ["## Plots", ""]
