@@ -61,7 +61,7 @@ def save(model: ModerationModel, out_dir: Path, manifest: dict) -> dict:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent))
     try:
-        joblib.dump(model.pipeline, staging / MODEL_FILE, compress=3)
+        joblib.dump(model.pipeline, staging / MODEL_FILE)  # uncompressed: loads faster, still ~10 MB
         digest = sha256_of(staging / MODEL_FILE)
         created = datetime.now(timezone.utc)
         manifest = {

@@ -57,11 +57,11 @@ _REPEATS = re.compile(r"(.)\1{2,}")
 # A token in which a letter touches a digit or symbol that stands in for a letter.
 _LEET_TOKEN = re.compile(r"(?<![a-z0-9@$!|])[a-z0-9@$!|]*(?:[a-z][013457@$!|]|[013457@$][a-z])[a-z0-9@$!|]*")
 _LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l"})
+_LEET_HINT = re.compile(r"[a-z][013457@$!|]|[013457@$][a-z]")
 _LEET_CHARS = frozenset("013457@$!|")
 _TRAILING_NUMBER = re.compile(r"^[a-z]+\d+$")
-_WHITESPACE = re.compile(r"\s+")
-_ASCII_LETTER = re.compile(r"[A-Za-z]")
-_UPPER = re.compile(r"[A-Z]")
+_UPPER_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ASCII_LETTER_BYTES = _UPPER_BYTES + _UPPER_BYTES.lower()
 _CONTROL_ASCII = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
 _DIGITS = re.compile(r"\d")
 _NON_SPACE = re.compile(r"\S+")
@@ -101,9 +101,9 @@ def _homoglyph_table() -> dict[int, str]:
 
 def _fold_unicode(text: str) -> str:
     """Apply NFKC, then map homoglyphs and transliterate accents to ASCII."""
-    text = unicodedata.normalize("NFKC", text)
     if text.isascii():
-        return text
+        return text  # ASCII is already in NFKC form and has no homoglyphs
+    text = unicodedata.normalize("NFKC", text)
     text = text.translate(_homoglyph_table())
     # Combining marks would otherwise pile up: drop them once decomposed.
     text = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
@@ -130,23 +130,26 @@ def _unleet(match: re.Match[str]) -> str:
     return core.translate(_LEET_TABLE) + token[len(core) :]
 
 
-def caps_share(text: str) -> float:
-    """Return the share of ASCII letters that are upper case (0 when there are none)."""
-    letters = len(_ASCII_LETTER.findall(text))
-    return len(_UPPER.findall(text)) / letters if letters else 0.0
+def caps_share(text: str, min_letters: int = 8) -> float:
+    """Return the share of ASCII letters that are upper case (0 with fewer than ``min_letters``)."""
+    raw = text.encode("ascii", "ignore")
+    letters = len(raw) - len(raw.translate(None, _ASCII_LETTER_BYTES))  # bytes.translate: C speed
+    if letters < min_letters:
+        return 0.0
+    return (len(raw) - len(raw.translate(None, _UPPER_BYTES))) / letters
 
 
 def normalize(text: str) -> str:
     """Fold a raw comment into the lowercase, de-obfuscated form the model reads."""
-    # Each step is skipped when the text cannot contain what it looks for: most comments
-    # are plain ASCII prose, and scoring must stay well under a millisecond.
+    # Each step is skipped when a cheap check shows the text cannot contain what it looks
+    # for: most comments are plain ASCII prose, and scoring must stay well under a millisecond.
     text = (_CONTROL_ASCII if text.isascii() else _invisible_chars()).sub("", text)
     if "&" in text:
         text = html.unescape(text)
     if "<" in text:
         text = _TAG.sub(" ", text)
     text = _fold_unicode(text)
-    shouting = len(_ASCII_LETTER.findall(text)) >= 8 and caps_share(text) >= 0.6
+    shouting = caps_share(text) >= 0.6
     text = text.lower()
     if "@" in text:
         text = _EMAIL.sub(" xemail ", text)
@@ -154,8 +157,7 @@ def normalize(text: str) -> str:
         text = _SCHEME_URL.sub(_link_token, text)
     if _TLD_HINT.search(text):
         text = _BARE_URL.sub(_link_token, text)
-    has_digits = _DIGITS.search(text) is not None
-    if has_digits:
+    if _DIGITS.search(text) is not None:
         text = _PHONE.sub(" xphone ", text)
     if "@" in text:
         text = _RETWEET.sub(" ", text)
@@ -163,9 +165,10 @@ def normalize(text: str) -> str:
     elif text.startswith("rt"):
         text = _RETWEET.sub(" ", text)
     text = _SPACED.sub(_unspace, text)
-    text = _LEET_TOKEN.sub(_unleet, text)
+    if _LEET_HINT.search(text):
+        text = _LEET_TOKEN.sub(_unleet, text)
     text = _REPEATS.sub(r"\1", text)
-    text = _WHITESPACE.sub(" ", text).strip()
+    text = " ".join(text.split())
     if shouting:
         text += " xcaps"
     return text

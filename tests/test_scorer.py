@@ -44,15 +44,13 @@ def test_explanations_point_at_the_original_text(tiny_model):
 
 def test_span_weights_add_up_to_the_log_odds(tiny_model):
     """Every feature's contribution lands on some span, so the spans sum to logit - intercept."""
+    from moderation.text import normalize, word_spans
+
     scorer = FastScorer(tiny_model)
     text = "you are an idiot, visit cheap-pills.com now"
-    _, terms = scorer.score_and_explain(text, top=100)
-    from moderation.text import normalize
-
-    logits = scorer._logits(*scorer._vectors(normalize(text))) - scorer.intercept
-    for column, label in enumerate(scorer.labels):
-        positive = sum(t["weight"] for t in terms if t["label"] == label)
-        assert positive >= logits[column] - 1e-3  # negative spans are left out, so positives >= total
+    blocks = scorer._vectors(normalize(text))
+    contribution = scorer._span_contributions(word_spans(text), *blocks)
+    np.testing.assert_allclose(contribution.sum(axis=0), scorer._logits(*blocks) - scorer.intercept, atol=1e-9)
 
 
 def test_assessor_decides_with_reasons(tiny_model):
@@ -63,3 +61,12 @@ def test_assessor_decides_with_reasons(tiny_model):
     assert result["model_version"] == tiny_model.version
     relaxed = Assessor(tiny_model, decision_labels=[], thresholds={})
     assert relaxed.assess("hello there")["decision"] == "accept"
+
+
+def test_batch_scoring_matches_one_at_a_time(tiny_model):
+    scorer = FastScorer(tiny_model)
+    batch = scorer.score_batch(TEXTS)
+    assert batch.shape == (len(TEXTS), len(tiny_model.labels))
+    for text, row in zip(TEXTS, batch):
+        np.testing.assert_allclose(row, list(scorer.score(text).values()), atol=1e-9)
+    np.testing.assert_allclose(batch, tiny_model.predict_proba(TEXTS), atol=1e-6)
