@@ -29,9 +29,9 @@ class Assessor:
     def from_config(cls, model: ModerationModel, config: dict) -> "Assessor":
         return cls(model, decision_labels=config["DECISION_LABELS"], thresholds=config["THRESHOLDS"], explain_top=config["EXPLAIN_TOP"])
 
-    def assess(self, text: str) -> dict:
+    def assess(self, text: str, normalized: str | None = None) -> dict:
         """Return ``{"scores", "decision", "reasons", "terms", "model_version"}`` for one comment."""
-        scores, terms = self.scorer.score_and_explain(text, top=self.explain_top)
+        scores, terms = self.scorer.score_and_explain(text, top=self.explain_top, normalized=normalized)
         decision = decide(scores, self.thresholds, self.decision_labels)
         return {
             "scores": {label: round(score, 6) for label, score in scores.items()},

@@ -165,3 +165,110 @@ def score(text, input_path, model_dir) -> None:
 
 def main() -> None:
     cli()
+
+
+# --- the service ------------------------------------------------------------------------
+
+
+def _engine():
+    from moderation.db import make_engine
+
+    config = load_config()
+    return make_engine(config["DATABASE_URL"], config["DATABASE_SCHEMA"])
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema management."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the latest version."""
+    from moderation.db import current_revision, head_revision, upgrade
+
+    engine = _engine()
+    upgrade(engine)
+    click.echo(f"database at revision {current_revision(engine)} (latest: {head_revision()})")
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """API keys for sites (post comments) and moderators (decide)."""
+
+
+@keys_group.command("create")
+@click.option("--name", required=True, help="A unique name, e.g. the site's host name or the moderator.")
+@click.option("--role", type=click.Choice(["site", "moderator"]), default="site", show_default=True)
+def keys_create(name: str, role: str) -> None:
+    """Create a key and print it, alone on one line (it is never shown again)."""
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    from moderation import store
+
+    with Session(_engine()) as session:
+        try:
+            raw = store.create_key(session, name, role)
+        except IntegrityError:
+            _fail(f"a key named {name!r} exists already")
+    click.echo(raw)
+
+
+@keys_group.command("list")
+def keys_list() -> None:
+    """List keys (names, roles, dates; never the keys themselves)."""
+    from sqlalchemy.orm import Session
+
+    from moderation import store
+
+    with Session(_engine()) as session:
+        for key in store.list_keys(session):
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            click.echo(f"{key.name}\t{key.role}\tcreated {key.created_at:%Y-%m-%d %H:%M}\t{state}")
+
+
+@keys_group.command("revoke")
+@click.argument("name")
+def keys_revoke(name: str) -> None:
+    """Revoke a key by name; requests with it get 401 from then on."""
+    from sqlalchemy.orm import Session
+
+    from moderation import store
+
+    with Session(_engine()) as session:
+        if not store.revoke_key(session, name):
+            _fail(f"no active key named {name!r}")
+    click.echo(f"revoked {name}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the configured MODEL_DIR).")
+@click.option("--dev", is_flag=True, help="Run Flask's debug server instead of gunicorn.")
+def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) -> None:
+    """Run the API server (gunicorn). Refuses to start without a valid model or an up-to-date schema."""
+    import os
+    import tempfile
+
+    from moderation.db import SchemaOutOfDate, check_schema
+
+    if model_dir:
+        os.environ["MODERATION_MODEL_DIR"] = str(Path(model_dir).resolve())
+    config = load_config()
+    try:
+        bundle.load(Path(config["MODEL_DIR"]))
+        check_schema(_engine())
+    except (bundle.BundleError, SchemaOutOfDate) as error:
+        _fail(str(error))
+    if dev:
+        from moderation import create_app
+
+        create_app().run(host=host, port=port, debug=True)
+        return
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="moderation-metrics-"))
+    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
+            "--access-logfile", "-", "--graceful-timeout", "20", "moderation:create_app()"]
+    os.execv(sys.executable, args)

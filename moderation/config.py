@@ -28,6 +28,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DECISION_LABELS", ["spam", "toxic"], "Labels whose thresholds decide accept/review/reject; the others are informational."),
     Setting("THRESHOLDS", {}, 'Per-label threshold overrides, e.g. {"toxic": {"review_at": 0.3, "reject_at": 0.99}}.'),
     Setting("EXPLAIN_TOP", 5, "How many top terms per label to return with each score."),
+    Setting("DATABASE_URL", None, "SQLAlchemy or plain postgresql:// URL. Default: SQLite at INSTANCE_DIR/moderation.db."),
+    Setting("DATABASE_SCHEMA", None, "PostgreSQL schema (search_path) to use; lets several installations or test runs share one database."),
+    Setting("MAX_TEXT_CHARS", 10_000, "Longest comment text accepted, in characters (longer: 422)."),
+    Setting("MAX_BODY_BYTES", 256 * 1024, "Largest request body accepted, in bytes (larger: 413)."),
+    Setting("RATE_LIMIT", "10 per minute", "Comments allowed per author email and per IP address (more: 429 with Retry-After)."),
+    Setting("RATELIMIT_STORAGE_URI", "memory://", "Where rate-limit counters live; redis://host:6379 lets several API hosts share them."),
+    Setting("MAX_LINKS", 2, "Comments with more links than this are held for review."),
+    Setting("HOLD_WORDS", [], "Words or phrases that hold a comment for review (matched on normalised text)."),
+    Setting("BLOCK_WORDS", [], "Words or phrases that reject a comment (matched on normalised text)."),
+    Setting("TRUSTED_MIN_APPROVED", 3, "Published comments (and none rejected) after which an author skips review unless scores are high."),
+    Setting("TRUSTED_MAX_SCORE", 0.9, "Score at or above which even a trusted author's comment is held."),
+    Setting("DISTRUST_MIN_DECIDED", 3, "Decided comments after which an author's rejection rate is judged."),
+    Setting("DISTRUST_REJECTION_RATE", 0.5, "Rejection rate at or above which all of an author's comments are held."),
+    Setting("DUPLICATE_WINDOW_SECONDS", 3600, "The same normalised text from the same author or IP within this window is rejected."),
+    Setting("DISCARD_SPAM_AT", 0.995, "Spam score at or above which a comment is rejected and kept out of every queue (Akismet's discard)."),
+    Setting("SECTION_THRESHOLDS", {}, 'Per-section threshold overrides, e.g. {"politics": {"toxic": {"review_at": 0.05}}}.'),
+    Setting("LANGUAGES", ["en"], "Languages the model was trained on; confidently detected others are held for review."),
+    Setting("LANGUAGE_MIN_CONFIDENCE", 0.9, "Confidence needed before a comment is held for its language."),
 )
 
 DEFAULTS = {s.name: s.default for s in SETTINGS}
@@ -60,6 +78,8 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> d
         if raw is not None:
             config[setting.name] = _parse_env(raw, setting.default)
     config.update(overrides or {})
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = f"sqlite:///{Path(config['INSTANCE_DIR']).resolve() / 'moderation.db'}"
     if not config["MODEL_DIR"]:
         config["MODEL_DIR"] = str(Path(config["INSTANCE_DIR"]) / "model")
     return config

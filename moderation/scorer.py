@@ -182,17 +182,18 @@ class FastScorer:
             logits += matrix @ weights
         return self.probabilities(logits)
 
-    def score_and_explain(self, text: str, top: int = 5) -> tuple[dict[str, float], list[dict]]:
+    def score_and_explain(self, text: str, top: int = 5, normalized: str | None = None) -> tuple[dict[str, float], list[dict]]:
         """Score one comment and return the spans that pushed each label up the most.
 
         A span's weight is its share of the label's log-odds: for every feature the span
         produces, the feature's TF-IDF value (split between its occurrences) times the
         label's coefficient. Word bigrams are split evenly between their two words.
 
+        :param normalized: ``normalize(text)`` when the caller has it already.
         :return: scores, and ``[{"text", "start", "end", "label", "weight"}]`` strongest
             first, at most ``top`` per label, positive contributions only.
         """
-        word_block, char_block = self._vectors(normalize(text))
+        word_block, char_block = self._vectors(normalize(text) if normalized is None else normalized)
         scores = dict(zip(self.labels, self.probabilities(self._logits(word_block, char_block)).tolist()))
         spans = word_spans(text)
         contribution = self._span_contributions(spans, word_block, char_block)

@@ -47,3 +47,135 @@ def tiny_bundle_copy(tiny_bundle, tmp_path) -> Path:
     target = tmp_path / "model"
     shutil.copytree(tiny_bundle, target)
     return target
+
+
+# --- the service on a real database: SQLite and PostgreSQL -----------------------------
+
+import shutil  # noqa: E402
+import uuid  # noqa: E402
+
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from moderation import create_app, store  # noqa: E402
+from moderation.db import make_engine, upgrade  # noqa: E402
+
+POSTGRES_URL = os.environ.get("MODERATION_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TABLES = ("audit_log", "comments", "api_keys")
+
+
+def _postgres_reachable() -> bool:
+    engine = make_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated SQLite database, copied for each test (faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema():
+    """A private, migrated schema in the test PostgreSQL database, dropped at the end.
+
+    Without PostgreSQL the tests are skipped, except under CI=true, where they fail.
+    """
+    if not _postgres_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL at {POSTGRES_URL}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = make_engine(POSTGRES_URL, schema=schema)
+    upgrade(engine)
+    yield schema
+    engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> dict:
+    """Configuration for a clean, migrated database of each kind."""
+    if request.param == "sqlite":
+        path = tmp_path / "moderation.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield {"DATABASE_URL": f"sqlite:///{path}"}
+        return
+    schema = request.getfixturevalue("postgres_schema")
+    settings = {"DATABASE_URL": POSTGRES_URL, "DATABASE_SCHEMA": schema}
+    yield settings
+    engine = make_engine(POSTGRES_URL, schema=schema)
+    with engine.begin() as connection:  # TRUNCATE skips the audit log's row triggers
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+# Thresholds that make the tiny model's decisions predictable: everything is held,
+# unless a test chooses otherwise.
+HOLD_EVERYTHING = {"spam": {"review_at": 0.0, "reject_at": 2.0}, "toxic": {"review_at": 2.0, "reject_at": 2.0}}
+
+
+class Api:
+    """A test client with a site key and a moderator key, and helpers for common calls."""
+
+    def __init__(self, app, suffix: str = ""):
+        self.app = app
+        self.client = app.test_client()
+        with Session(app.extensions["moderation.engine"]) as session:
+            self.site_key = store.create_key(session, "site-test" + suffix, "site")
+            self.moderator_key = store.create_key(session, "moderator-test" + suffix, "moderator")
+
+    def headers(self, role: str = "site") -> dict:
+        return {"Authorization": f"Bearer {self.site_key if role == 'site' else self.moderator_key}"}
+
+    def post_comment(self, text: str = "A perfectly ordinary comment about the news.", **fields):
+        body = {"text": text, "article": {"id": "a1", "section": "news"}, **fields}
+        return self.client.post("/api/v1/comments", json=body, headers=self.headers("site"))
+
+    def get(self, path: str, role: str = "moderator"):
+        return self.client.get(path, headers=self.headers(role))
+
+    def decide(self, comment_id: int, action: str = "approve", reason: str | None = None, **extra):
+        body = {"action": action, **({"reason": reason} if reason else {}), **extra}
+        return self.client.post(f"/api/v1/comments/{comment_id}/decision", json=body, headers=self.headers("moderator"))
+
+
+@pytest.fixture
+def make_api(database, tiny_bundle, tmp_path):
+    """Build an `Api` on a fresh app; keyword arguments override configuration."""
+    apps = []
+
+    def build(**overrides) -> Api:
+        config = {
+            "TESTING": True, "INSTANCE_DIR": str(tmp_path), "MODEL_DIR": str(tiny_bundle),
+            "RATE_LIMIT": "1000 per minute", "THRESHOLDS": HOLD_EVERYTHING, "LANGUAGES": ["en"],
+            **database, **overrides,
+        }
+        app = create_app(config)
+        apps.append(app)
+        return Api(app, suffix=f"-{len(apps)}" if len(apps) > 1 else "")
+
+    yield build
+    for app in apps:
+        app.extensions["moderation.engine"].dispose()
+
+
+@pytest.fixture
+def api(make_api) -> Api:
+    return make_api()

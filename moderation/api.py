@@ -1,0 +1,207 @@
+"""The JSON API under /api/v1: comments in, decisions out, the queue and the audit log.
+
+Each view checks its input (moderation.validation), calls intake or store, and answers
+in JSON; every failure is an `ApiError` in the one shared shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import Blueprint, current_app, g, jsonify, request, url_for
+
+from moderation import store, validation
+from moderation.auth import require
+from moderation.db import get_session
+from moderation.errors import ApiError
+from moderation.intake import submit
+from moderation.limits import limit_comments
+from moderation.schema import STATUSES, AuditEntry, Comment
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return store._aware(moment).isoformat() if moment else None
+
+
+def comment_json(comment: Comment, *, history: list[AuditEntry] | None = None) -> dict:
+    """The public shape of a comment (and, when given, its decision history)."""
+    body = {
+        "id": comment.id,
+        "external_id": comment.external_id,
+        "status": comment.status,
+        "decision": comment.decision,
+        "discarded": comment.discarded,
+        "scores": comment.scores,
+        "reasons": comment.reasons,
+        "terms": comment.terms,
+        "model_version": comment.model_version,
+        "text": comment.text,
+        "author": {"name": comment.author_name, "email": comment.author_email, "url": comment.author_url, "ip": comment.author_ip},
+        "article": {"id": comment.article_id, "url": comment.article_url, "title": comment.article_title, "section": comment.article_section},
+        "parent_id": comment.parent_id,
+        "created_at": _iso(comment.created_at),
+        "updated_at": _iso(comment.updated_at),
+    }
+    if history is not None:
+        body["history"] = [audit_json(entry) for entry in history]
+    return body
+
+
+def audit_json(entry: AuditEntry) -> dict:
+    return {
+        "id": entry.id, "comment_id": entry.comment_id, "actor": entry.actor, "action": entry.action,
+        "reason": entry.reason, "note": entry.note, "previous_status": entry.previous_status,
+        "new_status": entry.new_status, "scores": entry.scores, "model_version": entry.model_version,
+        "created_at": _iso(entry.created_at),
+    }
+
+
+@bp.post("/comments")
+@require("site")
+@limit_comments
+def create_comment():
+    """Score, decide and store a reader comment; retries with the same external_id are safe."""
+    new = validation.new_comment(validation.json_object(request), current_app.config["MAX_TEXT_CHARS"])
+    service = current_app.extensions["moderation.service"]
+    comment, created = submit(
+        get_session(), new, site=g.api_key.name, assessor=service.assessor, rules=service.rules,
+        duplicate_window=timedelta(seconds=current_app.config["DUPLICATE_WINDOW_SECONDS"]),
+    )
+    response = jsonify(comment_json(comment))
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = url_for("api.get_comment", comment_id=comment.id)
+    return response
+
+
+def _comment_or_404(comment_id: int) -> Comment:
+    comment = store.get_comment(get_session(), comment_id)
+    if comment is None:
+        raise ApiError(404, f"no comment {comment_id}")
+    return comment
+
+
+@bp.get("/comments/<int:comment_id>")
+@require("site", "moderator")
+def get_comment(comment_id: int):
+    """Current status and decision history, so a site can poll a held comment."""
+    comment = _comment_or_404(comment_id)
+    return jsonify(comment_json(comment, history=store.history_of(get_session(), comment_id)))
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, "the request has invalid fields", fields={name: "must be an integer"}) from None
+    if not low <= value <= high:
+        raise ApiError(422, "the request has invalid fields", fields={name: f"must be between {low} and {high}"})
+    return value
+
+
+def _choice_arg(name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+    value = request.args.get(name, default)
+    if value is not None and value not in choices:
+        raise ApiError(422, "the request has invalid fields", fields={name: f"must be one of {', '.join(choices)}"})
+    return value
+
+
+@bp.get("/queue")
+@require("moderator")
+def queue():
+    """Comments awaiting a person, filtered and sorted, one keyset page at a time."""
+    service = current_app.extensions["moderation.service"]
+    label = _choice_arg("label", tuple(service.rules.thresholds) or ("spam", "toxic"), None)
+    older = _int_arg("older_than", -1, 0, 10**8)
+    newer = _int_arg("newer_than", -1, 0, 10**8)
+    where = store.QueueFilter(
+        status=_choice_arg("status", STATUSES, "pending"),
+        label=label,
+        label_at=service.rules.thresholds.get(label, {}).get("review_at", 0.5) if label else 0.5,
+        article=request.args.get("article"),
+        section=request.args.get("section"),
+        author=request.args.get("author"),
+        ip=request.args.get("ip"),
+        older_than=timedelta(seconds=older) if older >= 0 else None,
+        newer_than=timedelta(seconds=newer) if newer >= 0 else None,
+    )
+    sort = _choice_arg("sort", ("risk", "age"), "risk")
+    try:
+        page, next_cursor = store.queue(get_session(), where, sort=sort, cursor=request.args.get("cursor"), limit=_int_arg("limit", 50, 1, 200))
+    except (ValueError, TypeError, KeyError):
+        raise ApiError(422, "the request has invalid fields", fields={"cursor": "is not a cursor this API issued"}) from None
+    return jsonify({"comments": [comment_json(c) for c in page], "next_cursor": next_cursor})
+
+
+def _decide(comment_id: int, body: dict, path: str = "") -> Comment:
+    action, reason, note = validation.decision(body, path)
+    expected = body.get("expected_status", "pending")
+    if expected not in STATUSES:
+        raise ApiError(422, "the request has invalid fields", fields={path + "expected_status": f"must be one of {', '.join(STATUSES)}"})
+    try:
+        return store.decide(get_session(), comment_id, actor=g.api_key.name, action=action, reason=reason, note=note, expected_status=expected)
+    except LookupError:
+        raise ApiError(404, f"no comment {comment_id}") from None
+    except store.Conflict as conflict:
+        raise ApiError(409, f"comment {comment_id} is already {conflict.comment.status}; nothing was changed",
+                       extra={"comment": comment_json(conflict.comment)}) from None
+
+
+@bp.post("/comments/<int:comment_id>/decision")
+@require("moderator")
+def decide(comment_id: int):
+    """A moderator approves or rejects; the first of two concurrent decisions wins."""
+    comment = _decide(comment_id, validation.json_object(request))
+    return jsonify(comment_json(comment, history=store.history_of(get_session(), comment_id)))
+
+
+@bp.post("/decisions")
+@require("moderator")
+def decide_many():
+    """Decide several comments; each one succeeds or fails on its own."""
+    body = validation.json_object(request)
+    items = body.get("decisions")
+    if not isinstance(items, list) or not items or len(items) > 500:
+        raise ApiError(422, "the request has invalid fields", fields={"decisions": "must be a list of 1 to 500 decisions"})
+    results = []
+    for index, item in enumerate(items):
+        path = f"decisions[{index}]."
+        if not isinstance(item, dict) or not isinstance(item.get("comment_id"), int) or isinstance(item.get("comment_id"), bool):
+            raise ApiError(422, "the request has invalid fields", fields={path + "comment_id": "must be an integer"})
+        validation.decision(item, path)  # check every item before changing anything
+    for item in items:
+        try:
+            comment = _decide(item["comment_id"], item)
+            results.append({"comment_id": item["comment_id"], "result": "decided", "comment": comment_json(comment)})
+        except ApiError as error:
+            results.append({"comment_id": item["comment_id"], "result": "conflict" if error.status == 409 else "not_found",
+                            "comment": error.extra.get("comment")})
+    return jsonify({"results": results})
+
+
+def _time_arg(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, "the request has invalid fields", fields={name: "must be an ISO 8601 date or time"}) from None
+    return store._aware(moment)
+
+
+@bp.get("/audit")
+@require("moderator")
+def audit():
+    """The append-only log of every decision, newest first."""
+    comment_id = _int_arg("comment_id", 0, 0, 2**62) or None
+    before = _int_arg("before_id", 0, 0, 2**62) or None
+    entries = store.audit(
+        get_session(), comment_id=comment_id, actor=request.args.get("actor"), action=request.args.get("action"),
+        since=_time_arg("since"), until=_time_arg("until"), before_id=before, limit=_int_arg("limit", 100, 1, 500),
+    )
+    return jsonify({"entries": [audit_json(e) for e in entries], "next_before_id": entries[-1].id if entries else None})

@@ -1,0 +1,62 @@
+"""The application factory: configuration, model (loaded once per process), database, routes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask
+
+from moderation import bundle, db, errors, limits, metrics
+from moderation.assessor import Assessor, effective_thresholds
+from moderation.config import load_config
+from moderation.intake import rules_from_config
+from moderation.policy import Rules
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """What every request shares: the scorer (None when no model could be loaded) and the rules."""
+
+    assessor: Assessor | None
+    rules: Rules
+    model_error: str | None = None
+
+
+def load_service(config: dict) -> Service:
+    """Load the model bundle and build the rules; a missing or bad bundle leaves assessor None."""
+    try:
+        model = bundle.load(Path(config["MODEL_DIR"]))
+    except bundle.BundleError as error:
+        log.error("no model: %s; every comment will be held for review", error)
+        return Service(None, rules_from_config(config, config["THRESHOLDS"]), str(error))
+    assessor = Assessor.from_config(model, config)
+    metrics.MODEL_INFO.labels(model.version).set(1)
+    return Service(assessor, rules_from_config(config, effective_thresholds(model, config["THRESHOLDS"])))
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the Flask app. ``config`` overrides every other configuration layer (tests use it).
+
+    Refuses to start (`db.SchemaOutOfDate`) when the database schema is behind the code.
+    """
+    app = Flask(__name__)
+    settings = load_config(config)
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
+    app.json.sort_keys = False
+    db.init_app(app)
+    db.check_schema(app.extensions["moderation.engine"])
+    app.extensions["moderation.service"] = load_service(settings)
+    errors.init_app(app)
+    limits.init_app(app)
+    metrics.init_app(app)
+    from moderation import api, health, openapi
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
+    return app

@@ -1,0 +1,120 @@
+"""Database access: one engine per app, one session per request, Alembic-owned schema.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout, so readers never
+block the writer. PostgreSQL URLs as hosting platforms hand them out
+(``postgres://`` or ``postgresql://user@host/db``) are mapped onto the psycopg 3 driver.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask, current_app, g
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 724_331  # pg_advisory_lock key: one migrator at a time across hosts
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database schema is behind the code; `moderation db upgrade` fixes it."""
+
+
+def normalize_url(url: str) -> str:
+    """Map plain PostgreSQL URLs onto the psycopg 3 driver; leave others alone."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, schema: str | None = None) -> Engine:
+    """Create an engine; ``schema`` (PostgreSQL only) sets the search path, e.g. for test isolation."""
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    connect_args = {"options": f"-c search_path={schema}"} if schema else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the latest migration; on PostgreSQL, one host at a time."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+            try:
+                command.upgrade(alembic_config(engine), "head")
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+    else:
+        command.upgrade(alembic_config(engine), "head")
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise `SchemaOutOfDate` unless the database is at the latest migration."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"database schema is at {current or 'nothing'}, the code needs {head}: run `moderation db upgrade`"
+        )
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's engine and session factory, and close sessions after each request."""
+    engine = make_engine(app.config["DATABASE_URL"], app.config.get("DATABASE_SCHEMA"))
+    app.extensions["moderation.engine"] = engine
+    app.extensions["moderation.sessions"] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(close_session)
+
+
+def get_engine() -> Engine:
+    return current_app.extensions["moderation.engine"]
+
+
+def get_session() -> Session:
+    """Return this request's session, opening it on first use."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["moderation.sessions"]()
+    return g.db_session
+
+
+def close_session(_error=None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

@@ -1,0 +1,96 @@
+"""A new comment's path: already seen? score, apply the rules, store with its audit entry.
+
+The comment is committed before the answer is sent. If the model cannot score it, the
+comment is still stored, as pending with the reason "model unavailable": never
+published unscored, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from moderation import language, metrics, store
+from moderation.assessor import Assessor
+from moderation.errors import ApiError
+from moderation.policy import Facts, Rules, evaluate
+from moderation.schema import Comment
+from moderation.text import normalize
+from moderation.validation import NewComment
+
+log = logging.getLogger(__name__)
+
+
+def rules_from_config(config: dict, thresholds: dict[str, dict[str, float]]) -> Rules:
+    """Build the policy's rules from configuration and the model's thresholds."""
+    return Rules(
+        decision_labels=list(config["DECISION_LABELS"]),
+        thresholds=thresholds,
+        section_thresholds=config["SECTION_THRESHOLDS"],
+        max_links=config["MAX_LINKS"],
+        hold_words=[normalize(w) for w in config["HOLD_WORDS"]],
+        block_words=[normalize(w) for w in config["BLOCK_WORDS"]],
+        trusted_min_approved=config["TRUSTED_MIN_APPROVED"],
+        trusted_max_score=config["TRUSTED_MAX_SCORE"],
+        distrust_min_decided=config["DISTRUST_MIN_DECIDED"],
+        distrust_rejection_rate=config["DISTRUST_REJECTION_RATE"],
+        discard_spam_at=config["DISCARD_SPAM_AT"],
+        languages=list(config["LANGUAGES"]),
+        language_min_confidence=config["LANGUAGE_MIN_CONFIDENCE"],
+    )
+
+
+def _assess(assessor: Assessor | None, text: str, normalized: str) -> dict | None:
+    if assessor is None:
+        return None
+    try:
+        return assessor.assess(text, normalized=normalized)
+    except Exception:  # any scoring failure must hold the comment, not lose it
+        log.exception("scoring failed; holding the comment for review")
+        return None
+
+
+def submit(session: Session, new: NewComment, *, site: str, assessor: Assessor | None, rules: Rules, duplicate_window: timedelta) -> tuple[Comment, bool]:
+    """Store and decide one comment; return (comment, created). A known external_id returns the original."""
+    if new.external_id is not None:
+        existing = store.find_by_external_id(session, site, new.external_id)
+        if existing is not None:
+            return existing, False
+    if new.parent_id is not None and store.get_comment(session, new.parent_id) is None:
+        raise ApiError(422, "the request has invalid fields", fields={"parent_id": f"no comment {new.parent_id}"})
+    normalized = normalize(new.text)
+    digest = store.text_hash(normalized)
+    assessed = _assess(assessor, new.text, normalized)
+    detected, confidence = language.detect(new.text)
+    facts = Facts(
+        normalized=normalized, section=new.article["section"], language=detected, language_confidence=confidence,
+        duplicate=store.is_duplicate(session, digest, new.author["email"], new.author["ip"], duplicate_window),
+    )
+    history = store.author_history(session, new.author["email"])
+    scores = assessed["scores"] if assessed else None
+    decision = evaluate(scores, facts, history, rules)
+    comment = Comment(
+        site=site, external_id=new.external_id, text=new.text, text_hash=digest,
+        author_name=new.author["name"], author_email=new.author["email"], author_url=new.author["url"],
+        author_ip=new.author["ip"], author_user_agent=new.author["user_agent"],
+        article_id=new.article["id"], article_url=new.article["url"], article_title=new.article["title"],
+        article_section=new.article["section"], parent_id=new.parent_id,
+        status=store.STATUS_OF[decision.action], decision=decision.action, discarded=decision.discard,
+        risk=max((scores.get(label, 0.0) for label in rules.decision_labels), default=0.0) if scores else 1.0,
+        scores=scores or {}, reasons=decision.reasons, terms=assessed["terms"] if assessed else [],
+        model_version=assessed["model_version"] if assessed else None,
+    )
+    try:
+        store.add_comment(session, comment)
+    except IntegrityError:
+        # A retry with the same external_id raced us and won: answer with its comment.
+        session.rollback()
+        existing = store.find_by_external_id(session, site, new.external_id) if new.external_id else None
+        if existing is None:
+            raise
+        return existing, False
+    metrics.record_decision(decision.action, scores, rules)
+    return comment, True

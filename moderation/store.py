@@ -1,0 +1,240 @@
+"""Every query the service makes: comments, decisions, the queue, the audit log, API keys.
+
+Views and commands call these small functions and never build SQL themselves. A
+status change and its audit entry are always written in one transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from moderation.policy import History
+from moderation.schema import PENDING, PUBLISHED, REJECTED, ApiKey, AuditEntry, Comment, utcnow
+
+STATUS_OF = {"accept": PUBLISHED, "review": PENDING, "reject": REJECTED}
+HUMAN_STATUS = {"approve": PUBLISHED, "reject": REJECTED}
+
+
+class Conflict(Exception):
+    """The comment was not in the expected status: someone else decided first."""
+
+    def __init__(self, comment: Comment):
+        super().__init__(f"comment {comment.id} is {comment.status}")
+        self.comment = comment
+
+
+# --- comments -------------------------------------------------------------------------
+
+
+def text_hash(normalized: str) -> str:
+    return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+def find_by_external_id(session: Session, site: str, external_id: str) -> Comment | None:
+    return session.scalar(select(Comment).where(Comment.site == site, Comment.external_id == external_id))
+
+
+def get_comment(session: Session, comment_id: int) -> Comment | None:
+    return session.get(Comment, comment_id)
+
+
+def author_history(session: Session, email: str | None) -> History:
+    """Count the author's published and rejected comments (by email address)."""
+    if not email:
+        return History()
+    rows = session.execute(
+        select(Comment.status, func.count()).where(Comment.author_email == email, Comment.discarded.is_(False)).group_by(Comment.status)
+    ).all()
+    counts = dict(rows)
+    return History(approved=counts.get(PUBLISHED, 0), rejected=counts.get(REJECTED, 0))
+
+
+def is_duplicate(session: Session, digest: str, email: str | None, ip: str | None, window: timedelta) -> bool:
+    """Has the same normalised text come from this author or IP address within ``window``?"""
+    who = [c for c in (Comment.author_email == email if email else None, Comment.author_ip == ip if ip else None) if c is not None]
+    if not who:
+        return False
+    since = utcnow() - window
+    return session.scalar(select(Comment.id).where(Comment.text_hash == digest, Comment.created_at >= since, or_(*who)).limit(1)) is not None
+
+
+def add_comment(session: Session, comment: Comment, *, actor: str = "model") -> Comment:
+    """Store a new comment with the audit entry of its automatic decision, in one transaction."""
+    session.add(comment)
+    session.flush()
+    session.add(AuditEntry(
+        comment_id=comment.id, actor=actor, action=comment.decision, reason=None, note="; ".join(comment.reasons) or None,
+        previous_status=None, new_status=comment.status, scores=comment.scores, model_version=comment.model_version,
+    ))
+    session.commit()
+    return comment
+
+
+def decide(session: Session, comment_id: int, *, actor: str, action: str, reason: str | None, note: str | None, expected_status: str = PENDING) -> Comment:
+    """Apply a moderator's decision if the comment is still in ``expected_status``.
+
+    The conditional UPDATE makes the first of two concurrent moderators win; the
+    second gets `Conflict` carrying the comment as it now is.
+    :raise LookupError: no such comment.
+    """
+    new_status = HUMAN_STATUS[action]
+    now = utcnow()
+    result = session.execute(
+        update(Comment).where(Comment.id == comment_id, Comment.status == expected_status).values(status=new_status, updated_at=now)
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        comment = session.get(Comment, comment_id)
+        if comment is None:
+            raise LookupError(comment_id)
+        raise Conflict(comment)
+    comment = session.get(Comment, comment_id)
+    session.refresh(comment)
+    session.add(AuditEntry(
+        comment_id=comment_id, actor=actor, action=action, reason=reason, note=note, previous_status=expected_status,
+        new_status=new_status, scores=comment.scores, model_version=comment.model_version, created_at=now,
+    ))
+    session.commit()
+    return comment
+
+
+def history_of(session: Session, comment_id: int) -> list[AuditEntry]:
+    return list(session.scalars(select(AuditEntry).where(AuditEntry.comment_id == comment_id).order_by(AuditEntry.id)))
+
+
+# --- the queue --------------------------------------------------------------------------
+
+
+@dataclass
+class QueueFilter:
+    status: str = PENDING
+    label: str | None = None
+    label_at: float = 0.5  # a label filter keeps comments scoring at least this
+    article: str | None = None
+    section: str | None = None
+    author: str | None = None
+    ip: str | None = None
+    older_than: timedelta | None = None
+    newer_than: timedelta | None = None
+
+
+def encode_cursor(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list:
+    """Decode a cursor made by `encode_cursor`; raise ValueError on anything else."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    if not isinstance(values, list) or len(values) != 2:
+        raise ValueError("malformed cursor")
+    return values
+
+
+def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: str | None = None, limit: int = 50) -> tuple[list[Comment], str | None]:
+    """Return one page of comments and the cursor of the next page (None at the end).
+
+    Keyset pagination on (risk desc, id desc) or (created_at asc, id asc): a page never
+    repeats or skips a comment because others arrived or left meanwhile.
+    """
+    conditions = [Comment.status == where.status, Comment.discarded.is_(False)]
+    if where.label:
+        conditions.append(Comment.scores[where.label].as_float() >= where.label_at)
+    for column, value in ((Comment.article_id, where.article), (Comment.article_section, where.section),
+                          (Comment.author_email, where.author), (Comment.author_ip, where.ip)):
+        if value is not None:
+            conditions.append(column == value)
+    now = utcnow()
+    if where.older_than is not None:
+        conditions.append(Comment.created_at <= now - where.older_than)
+    if where.newer_than is not None:
+        conditions.append(Comment.created_at >= now - where.newer_than)
+    if sort == "risk":
+        order = (Comment.risk.desc(), Comment.id.desc())
+        if cursor:
+            risk, last_id = decode_cursor(cursor)
+            conditions.append(or_(Comment.risk < risk, and_(Comment.risk == risk, Comment.id < last_id)))
+    else:
+        order = (Comment.created_at.asc(), Comment.id.asc())
+        if cursor:
+            created, last_id = decode_cursor(cursor)
+            created_at = datetime.fromisoformat(created)
+            conditions.append(or_(Comment.created_at > created_at, and_(Comment.created_at == created_at, Comment.id > last_id)))
+    rows = list(session.scalars(select(Comment).where(*conditions).order_by(*order).limit(limit + 1)))
+    page, more = rows[:limit], len(rows) > limit
+    if not more:
+        return page, None
+    last = page[-1]
+    key = [last.risk, last.id] if sort == "risk" else [_aware(last.created_at).isoformat(), last.id]
+    return page, encode_cursor(key)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Comment.status, func.count()).where(Comment.discarded.is_(False)).group_by(Comment.status)).all()
+    return {status: 0 for status in (PUBLISHED, PENDING, REJECTED)} | dict(rows)
+
+
+# --- the audit log ----------------------------------------------------------------------
+
+
+def audit(session: Session, *, comment_id: int | None = None, actor: str | None = None, action: str | None = None,
+          since: datetime | None = None, until: datetime | None = None, before_id: int | None = None, limit: int = 100) -> list[AuditEntry]:
+    """Return audit entries newest first, filtered; page with ``before_id``."""
+    conditions = []
+    for column, value in ((AuditEntry.comment_id, comment_id), (AuditEntry.actor, actor), (AuditEntry.action, action)):
+        if value is not None:
+            conditions.append(column == value)
+    if since is not None:
+        conditions.append(AuditEntry.created_at >= since)
+    if until is not None:
+        conditions.append(AuditEntry.created_at < until)
+    if before_id is not None:
+        conditions.append(AuditEntry.id < before_id)
+    return list(session.scalars(select(AuditEntry).where(*conditions).order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+
+def hash_key(raw: str) -> str:
+    """Keys are 256-bit random strings, so one sha256 suffices (no password stretching needed)."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_key(session: Session, name: str, role: str) -> str:
+    """Create a key and return it in clear: the only time it is ever seen."""
+    raw = f"cm_{role[0]}_" + secrets.token_urlsafe(32)
+    session.add(ApiKey(name=name, role=role, key_hash=hash_key(raw)))
+    session.commit()
+    return raw
+
+
+def find_key(session: Session, raw: str) -> ApiKey | None:
+    """Return the live key matching ``raw``. The lookup is by hash; the final compare is constant-time."""
+    candidate = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(raw), ApiKey.revoked_at.is_(None)))
+    if candidate is None or not secrets.compare_digest(candidate.key_hash, hash_key(raw)):
+        return None
+    return candidate
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke_key(session: Session, name: str) -> bool:
+    result = session.execute(update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    session.commit()
+    return result.rowcount == 1
