@@ -55,7 +55,7 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind) -> None:
     config = load_config()
     out = Path(out_dir or config["MODEL_DIR"])
     names = [n.strip() for n in datasets.split(",")] if datasets else None
-    data = Path(data_dir) if data_dir else default_data_dir()
+    data = Path(data_dir or config["DATA_DIR"] or default_data_dir())
     try:
         select_datasets(data, names, open_licenses_only)
     except ValueError as error:

@@ -164,7 +164,7 @@ def make_api(database, tiny_bundle, tmp_path):
     def build(**overrides) -> Api:
         config = {
             "TESTING": True, "INSTANCE_DIR": str(tmp_path), "MODEL_DIR": str(tiny_bundle),
-            "RATE_LIMIT": "1000 per minute", "THRESHOLDS": HOLD_EVERYTHING, "LANGUAGES": ["en"],
+            "RATE_LIMIT": "1000 per minute", "THRESHOLDS": HOLD_EVERYTHING, "LANGUAGES": ["en"], "DISCARD_SPAM_AT": 2.0,
             **database, **overrides,
         }
         app = create_app(config)

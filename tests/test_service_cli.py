@@ -1,0 +1,90 @@
+"""Service commands: db upgrade, keys, serve's refusals, and the schema check at start."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from moderation import create_app
+from moderation.cli import cli
+from moderation.config import SETTINGS, load_config
+from moderation.db import SchemaOutOfDate, make_engine
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODERATION_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.delenv("MODERATION_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_keys_are_printed_once_listed_without_secret_and_revocable(env):
+    assert run("db", "upgrade").exit_code == 0
+    created = run("keys", "create", "--name", "example.org", "--role", "site")
+    assert created.exit_code == 0
+    key = created.output.strip()
+    assert created.output == key + "\n" and re.fullmatch(r"cm_s_[\w-]{40,}", key)
+    listed = run("keys", "list").output
+    assert "example.org\tsite" in listed and key not in listed
+    assert run("keys", "create", "--name", "example.org").exit_code != 0
+    assert run("keys", "revoke", "example.org").exit_code == 0
+    assert "revoked" in run("keys", "list").output
+    assert run("keys", "revoke", "example.org").exit_code != 0
+
+
+def test_revoked_key_is_refused_by_the_api(env, tiny_bundle):
+    run("db", "upgrade")
+    key = run("keys", "create", "--name", "blog").output.strip()
+    app = create_app({"MODEL_DIR": str(tiny_bundle)})
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.post("/api/v1/comments", json={"text": "hello"}, headers=headers).status_code == 201
+    run("keys", "revoke", "blog")
+    assert client.post("/api/v1/comments", json={"text": "hello"}, headers=headers).status_code == 401
+
+
+def test_the_app_refuses_an_out_of_date_schema(env, tiny_bundle):
+    with pytest.raises(SchemaOutOfDate, match="moderation db upgrade"):
+        create_app({"MODEL_DIR": str(tiny_bundle)})
+
+
+def test_serve_refuses_without_model_or_schema(env, tiny_bundle):
+    result = run("serve", "--model", str(env / "missing"))
+    assert result.exit_code != 0 and "moderation train" in result.output
+    result = run("serve", "--model", str(tiny_bundle))
+    assert result.exit_code != 0 and "db upgrade" in result.output
+
+
+def test_postgres_urls_as_platforms_hand_them_out_are_accepted():
+    from moderation.db import normalize_url
+
+    assert normalize_url("postgresql://user@host:5432/db") == "postgresql+psycopg://user@host:5432/db"
+    assert normalize_url("postgres://user:pw@host/db") == "postgresql+psycopg://user:pw@host/db"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert make_engine("postgresql://postgres@127.0.0.1:5432/test").dialect.driver == "psycopg"
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = README.read_text()
+    missing = [s.name for s in SETTINGS if f"`{s.name}`" not in readme]
+    assert not missing, f"README.md does not document: {missing}"
+
+
+def test_configuration_layers(tmp_path):
+    toml = tmp_path / "moderation.toml"
+    toml.write_text('max_links = 5\nrate_limit = "3 per minute"\n')
+    environ = {"MODERATION_CONFIG": str(toml), "MODERATION_MAX_LINKS": "7", "MODERATION_LANGUAGES": '["en", "fr"]'}
+    config = load_config({"RATE_LIMIT": "9 per minute"}, environ=environ)
+    assert config["MAX_LINKS"] == 7  # environment beats the file
+    assert config["RATE_LIMIT"] == "9 per minute"  # overrides beat everything
+    assert config["LANGUAGES"] == ["en", "fr"]
+    assert load_config(environ={"MODERATION_CONFIG": str(toml)})["RATE_LIMIT"] == "3 per minute"
