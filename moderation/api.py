@@ -15,7 +15,6 @@ from moderation.auth import require
 from moderation.db import get_session
 from moderation.errors import ApiError
 from moderation.intake import submit
-from moderation.limits import limit_comments
 from moderation.schema import STATUSES, AuditEntry, Comment
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -60,7 +59,6 @@ def audit_json(entry: AuditEntry) -> dict:
 
 @bp.post("/comments")
 @require("site")
-@limit_comments
 def create_comment():
     """Score, decide and store a reader comment; retries with the same external_id are safe."""
     new = validation.new_comment(validation.json_object(request), current_app.config["MAX_TEXT_CHARS"])

@@ -52,11 +52,11 @@ def create_app(config: dict | None = None) -> Flask:
     db.check_schema(app.extensions["moderation.engine"])
     app.extensions["moderation.service"] = load_service(settings)
     errors.init_app(app)
-    limits.init_app(app)
     metrics.init_app(app)
     from moderation import api, health, openapi
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
+    limits.init_app(app)
     return app

@@ -2,13 +2,16 @@
 
 Flask-Limiter keeps the counters in RATELIMIT_STORAGE_URI: memory for one process,
 Redis when several hosts must share them. If Redis goes away, intake continues with
-in-memory counters (and a logged warning) rather than failing.
+in-memory counters (Flask-Limiter logs the failure) rather than failing. Each app gets
+its own limiter, so two apps in one process behave like two hosts.
 """
 
 from __future__ import annotations
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
+
+LIMITED_ENDPOINTS = ("api.create_comment",)
 
 
 def _author(field: str) -> str | None:
@@ -22,16 +25,14 @@ def _limit() -> str:
     return current_app.config["RATE_LIMIT"]
 
 
-limiter = Limiter(key_func=lambda: "unused", headers_enabled=True, swallow_errors=True, in_memory_fallback_enabled=True)
-
-
-def limit_comments(view):
-    """Apply the per-author and per-IP limits to a view (authors or IPs not given are not limited)."""
+def init_app(app: Flask) -> None:
+    """Attach a limiter to ``app`` and limit comment intake per author and per IP (call after blueprints)."""
+    limiter = Limiter(
+        key_func=lambda: "unused", app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        headers_enabled=True, swallow_errors=True, in_memory_fallback_enabled=True,
+    )
+    app.extensions["moderation.limiter"] = limiter
     by_author = limiter.limit(_limit, key_func=lambda: "author:" + (_author("email") or ""), exempt_when=lambda: _author("email") is None, scope="author")
     by_ip = limiter.limit(_limit, key_func=lambda: "ip:" + (_author("ip") or ""), exempt_when=lambda: _author("ip") is None, scope="ip")
-    return by_author(by_ip(view))
-
-
-def init_app(app: Flask) -> None:
-    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
-    limiter.init_app(app)
+    for endpoint in LIMITED_ENDPOINTS:
+        app.view_functions[endpoint] = by_author(by_ip(app.view_functions[endpoint]))
