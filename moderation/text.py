@@ -53,7 +53,8 @@ _RETWEET = re.compile(r"(?<!\w)rt\s{0,3}(?=[@:])|^rt\b")
 # Three or more single letters separated by spaces, dots, dashes, stars or underscores.
 _SPACED = re.compile(r"(?<![a-z])(?:[a-z][ .\-_*]{1,3}){2,}[a-z](?![a-z])")
 _SPACED_SEP = re.compile(r"[ .\-_*]")
-_REPEATS = re.compile(r"(.)\1{2,}")
+# Letters and ! ? . stretched three times or more; digits are left alone ("1000", "2000").
+_REPEATS = re.compile(r"([a-z!?.])\1{2,}")
 # A token in which a letter touches a digit or symbol that stands in for a letter.
 _LEET_TOKEN = re.compile(r"(?<![a-z0-9@$!|])[a-z0-9@$!|]*(?:[a-z][013457@$!|]|[013457@$][a-z])[a-z0-9@$!|]*")
 _LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l"})
@@ -73,7 +74,8 @@ def _invisible_chars() -> re.Pattern[str]:
     ranges: list[str] = []
     start = None
     for code in range(sys.maxunicode + 1):
-        invisible = unicodedata.category(chr(code)) in ("Cf", "Cc") and chr(code) not in "\t\n\r"
+        # Format, control and lone surrogate code points (JSON can carry "\\ud83d").
+        invisible = unicodedata.category(chr(code)) in ("Cf", "Cc", "Cs") and chr(code) not in "\t\n\r"
         if invisible and start is None:
             start = code
         elif not invisible and start is not None:
@@ -95,7 +97,10 @@ def _homoglyph_table() -> dict[int, str]:
             continue
         lookalikes = [h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalnum()]
         if lookalikes:
-            table[ord(char)] = sorted(lookalikes, key=str.isdigit)[0]
+            # Prefer a letter of the same case. The data maps capital-I shapes (Cyrillic "І",
+            # Greek "Ι") to "l" only; a capital letter that looks like "l" is an "I".
+            chosen = min(lookalikes, key=lambda c: (c.isdigit(), c.isupper() != char.isupper(), c))
+            table[ord(char)] = "I" if chosen == "l" and char.isupper() else chosen
     return table
 
 
@@ -143,7 +148,7 @@ def normalize(text: str) -> str:
     """Fold a raw comment into the lowercase, de-obfuscated form the model reads."""
     # Each step is skipped when a cheap check shows the text cannot contain what it looks
     # for: most comments are plain ASCII prose, and scoring must stay well under a millisecond.
-    text = (_CONTROL_ASCII if text.isascii() else _invisible_chars()).sub("", text)
+    text = (_CONTROL_ASCII if text.isascii() else _invisible_chars()).sub("", text).strip()
     if "&" in text:
         text = html.unescape(text)
     if "<" in text:
@@ -170,7 +175,7 @@ def normalize(text: str) -> str:
     text = _REPEATS.sub(r"\1", text)
     text = " ".join(text.split())
     if shouting:
-        text += " xcaps"
+        text = f"{text} xcaps".lstrip()
     return text
 
 
@@ -195,7 +200,11 @@ def word_spans(text: str) -> list[Span]:
     return _merge_spaced_letters(text, spans)
 
 
+_SPACED_GAP = re.compile(r"[ ]{1,3}")
+
+
 def _merge_spaced_letters(text: str, spans: list[Span]) -> list[Span]:
+    """Join runs of three or more single letters split by 1-3 spaces, exactly as `normalize` does."""
     merged: list[Span] = []
     run: list[Span] = []
 
@@ -208,6 +217,8 @@ def _merge_spaced_letters(text: str, spans: list[Span]) -> list[Span]:
 
     for span in spans:
         if len(span.text) == 1 and span.text.isalpha():
+            if run and not _SPACED_GAP.fullmatch(text[run[-1].end : span.start]):
+                flush()
             run.append(span)
         else:
             flush()

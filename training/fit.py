@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 KINDS = ("logreg", "nbsvm", "svm", "ensemble")
+NEVER = 1.01  # a threshold no calibrated probability reaches
 
 
 def _logreg(X, y, w, C: float) -> tuple[np.ndarray, float]:
@@ -71,7 +72,7 @@ def choose_thresholds(
     ``reject_at`` is the lowest score whose auto-rejections are at least
     ``reject_precision`` precise; ``review_at`` the highest score that still lets no
     more than ``max_missed`` of bad comments through unreviewed. When no score is
-    precise enough, ``reject_at`` is 1.0: that label never rejects on its own.
+    precise enough, ``reject_at`` is `NEVER` (1.01): that label never rejects on its own.
     """
     order = np.argsort(-p, kind="stable")
     ps, ys, ws = p[order], y[order], w[order]
@@ -81,9 +82,9 @@ def choose_thresholds(
     # Only consider cut points between distinct scores.
     last_of_value = np.r_[ps[1:] != ps[:-1], True]
     precise = np.flatnonzero(last_of_value & (precision >= reject_precision) & (tp > 0))
-    reject_at = float(ps[precise.max()]) if precise.size else 1.0
+    reject_at = float(ps[precise.max()]) if precise.size else NEVER
     total_bad = tp[-1]
     caught_enough = np.flatnonzero(last_of_value & (tp >= (1 - max_missed) * total_bad))
     review_at = float(ps[caught_enough.min()]) if caught_enough.size else 0.0
     review_at = min(review_at, reject_at)
-    return {"review_at": round(review_at, 6), "reject_at": round(reject_at, 6)}
+    return {"review_at": review_at, "reject_at": reject_at}  # unrounded: rounding could cross a row
