@@ -43,7 +43,8 @@ def cli() -> None:
 @click.option("--datasets", help="Comma-separated dataset names to use (default: all available).")
 @click.option("--open-licenses-only", is_flag=True, help="Skip datasets without an open license (research-only sets).")
 @click.option("--kind", type=click.Choice(["logreg", "nbsvm", "svm", "ensemble"]), default="ensemble", show_default=True, help="Linear model family.")
-def train(data_dir, out_dir, datasets, open_licenses_only, kind) -> None:
+@click.option("--compare", is_flag=True, help="Also train the other kinds and the baselines; write the comparison into the report.")
+def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare) -> None:
     """Train a model bundle on the labelled datasets and write its report."""
     from tqdm import tqdm
 
@@ -61,7 +62,7 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind) -> None:
     except ValueError as error:
         _fail(str(error))
     # disable=None: a bar on a terminal, silence in logs and pipes.
-    with tqdm(total=4, desc="train", unit="stage", file=sys.stderr, disable=None) as bar:
+    with tqdm(total=5 if compare else 4, desc="train", unit="stage", file=sys.stderr, disable=None) as bar:
         def progress(stage: str) -> None:
             bar.set_postfix_str(stage)
             bar.update(1)
@@ -69,7 +70,7 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind) -> None:
         try:
             manifest, rows = run_training(
                 data, out,
-                names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind), progress=progress,
+                names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind), compare=compare, progress=progress,
             )
         except ValueError as error:
             _fail(str(error))

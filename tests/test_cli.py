@@ -121,3 +121,14 @@ def test_train_writes_a_loadable_bundle_and_prints_a_summary(run, tmp_path):
 
 def test_train_rejects_unknown_dataset(run, tmp_path):
     assert_one_line_error(run("train", "--datasets", "nope", "--out", str(tmp_path / "m")), "unknown dataset")
+
+
+def test_train_compare_writes_the_comparison_table(run, tmp_path):
+    out = tmp_path / "model"
+    result = run("train", "--datasets", "examples", "--out", str(out), "--kind", "logreg", "--compare")
+    assert result.exit_code == 0, result.output
+    report = (out / "report" / "report.md").read_text()
+    assert "## Candidates compared" in report
+    header = next(line for line in report.splitlines() if line.startswith("| dataset | label | logreg"))
+    for candidate in ("nbsvm", "svm", "ensemble", "tfidf_logreg"):
+        assert candidate in header

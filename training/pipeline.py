@@ -15,7 +15,7 @@ import numpy as np
 from moderation import bundle
 from training.datasets import REGISTRY, Example, dataset_files, select_datasets
 from training.evaluate import per_dataset
-from training.report import write_report
+from training.report import markdown_table, write_report
 from training.train import TrainingConfig, load_examples, split, train_model
 
 
@@ -41,6 +41,34 @@ def dataset_facts(names: list[str], data_dir: Path, examples: list[Example]) -> 
     return facts
 
 
+def comparison_section(rows: list[dict]) -> str:
+    """Render `training.compare.compare_on_dev` rows as one Markdown table (ROC AUC / AP per candidate)."""
+    candidates = list(rows[0]["scores"]) if rows else []
+    table = [{"dataset": r["dataset"], "label": r["label"],
+              **{c: f"{r['scores'][c]['roc_auc']:.3f} / {r['scores'][c]['average_precision']:.3f}" for c in candidates if c in r["scores"]}}
+             for r in rows]
+    return (
+        "ROC AUC / average precision on the dev rows, every candidate trained on the same rows. "
+        "`tfidf_logreg` is the classic TF-IDF + logistic regression baseline (no normaliser, no source weights); "
+        "`profanity_check` is alt-profanity-check, which was itself trained on Davidson and Jigsaw data. "
+        "Leave-one-source-out results: `benchmarks/quality.py`.\n\n" + markdown_table(table, ["dataset", "label", *candidates])
+    )
+
+
+def _compare(fitting, calibration, dev, chosen_kind: str, model) -> str:
+    from training.compare import compare_on_dev, train_kinds
+    from training.fit import KINDS
+
+    try:
+        import profanity_check  # noqa: F401  (optional: the "bench" extra)
+        profanity = True
+    except ImportError:
+        profanity = False
+    others = train_kinds(fitting, calibration, [k for k in KINDS if k != chosen_kind])
+    rows = compare_on_dev(fitting, calibration, dev, models={chosen_kind: model, **others}, profanity=profanity)
+    return comparison_section(rows)
+
+
 def run_training(
     data_dir: Path,
     out_dir: Path,
@@ -48,9 +76,13 @@ def run_training(
     names: list[str] | None = None,
     open_only: bool = False,
     config: TrainingConfig | None = None,
+    compare: bool = False,
     progress: Callable[[str], None] = lambda stage: None,
 ) -> tuple[dict, list[dict]]:
     """Train, evaluate on the dev splits, and write the bundle with its report.
+
+    ``compare`` also trains the other model kinds and the baselines, and writes the
+    comparison table into the report (several times slower).
 
     :return: the manifest written and the per-dataset dev metric rows.
     """
@@ -71,6 +103,10 @@ def run_training(
         "training": {**asdict(config), "label_facts": facts},
         "dev_metrics": rows,
     })
+    sections = {}
+    if compare:
+        progress("comparing candidate models")
+        sections["Candidates compared"] = _compare(fitting, calibration, dev, config.kind, model)
     progress("writing report")
     write_report(
         Path(out_dir) / "report",
@@ -80,5 +116,6 @@ def run_training(
         probabilities=probabilities,
         truth=truth_arrays(dev, model.labels),
         thresholds=model.thresholds,
+        sections=sections,
     )
     return manifest, rows
