@@ -1,4 +1,377 @@
-"""Placeholder: the OpenAPI document is being written."""
-from flask import Blueprint
+"""The OpenAPI 3.1 document of the JSON API, served at GET /api/v1/openapi.json (no key needed).
+
+It is built for each request from this app's own limits (text length, body size, the
+queue's labels from the loaded model), so it describes what this installation really
+accepts; tests/test_openapi.py fails when a route, status or field drifts from it.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from moderation.errors import CODES
+from moderation.schema import STATUSES
+from moderation.validation import ACTIONS, REASONS
 
 bp = Blueprint("openapi", __name__)
+
+JSON = "application/json"
+ID_MAX = 2**63 - 1  # ids are BIGINT; larger ones are not ids this API ever issues
+QUERY_ID_MAX = 2**62  # what api._int_arg accepts for comment_id / before_id
+NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"  # validation._CONTROL, negated
+EMAIL = "^[^@\\s]{1,64}@[^@\\s]{1,255}$"  # validation._EMAIL
+MODEL_ACTIONS = ("accept", "review", "reject")
+
+
+# --- small helpers --------------------------------------------------------------------
+
+
+def ref(kind: str, name: str) -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def nullable(schema: dict) -> dict:
+    """The schema, or JSON null (OpenAPI 3.1 spells ``nullable`` as a type list)."""
+    if "type" not in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    types = [schema["type"]] if isinstance(schema["type"], str) else list(schema["type"])
+    out = {**schema, "type": [*types, "null"]}
+    if "enum" in out:
+        out["enum"] = [*out["enum"], None]
+    return out
+
+
+def obj(properties: dict, required: list[str] | None = None, *, closed: bool = True, **extra) -> dict:
+    """An object schema; ``closed`` objects are answers, whose keys are exactly these."""
+    schema = {"type": "object", "properties": properties, "required": list(properties) if required is None else required}
+    if closed:
+        schema["additionalProperties"] = False
+    return {**schema, **extra}
+
+
+def text_field(max_length: int, description: str = "", **extra) -> dict:
+    """An incoming string as validation.Checker.string checks it: length, no control characters."""
+    schema = {"type": "string", "maxLength": max_length, "pattern": NO_CONTROL, **extra}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def error_schema(code: str, *, fields: bool = False, comment: bool = False) -> dict:
+    """The one error shape (errors.error_body) with its code fixed for one status."""
+    properties = {"code": {"type": "string", "const": code}, "message": {"type": "string", "minLength": 1}}
+    required = ["code", "message"]
+    if fields:
+        properties["fields"] = ref("schemas", "FieldErrors")
+        required.append("fields")
+    if comment:
+        properties["comment"] = ref("schemas", "Comment")
+        required.append("comment")
+    return obj({"error": obj(properties, required)})
+
+
+def error_response(status: int, description: str, *, fields: bool = False, comment: bool = False, headers: dict | None = None) -> dict:
+    response = {"description": description, "content": {JSON: {"schema": error_schema(CODES[status], fields=fields, comment=comment)}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def json_response(description: str, schema: dict, headers: dict | None = None) -> dict:
+    response = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def errors(*statuses: int) -> dict:
+    """The shared error responses, by status."""
+    return {str(status): ref("responses", CODES[status]) for status in statuses}
+
+
+def query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def json_body(schema_name: str, description: str) -> dict:
+    return {"required": True, "description": description, "content": {JSON: {"schema": ref("schemas", schema_name)}}}
+
+
+# --- schemas ----------------------------------------------------------------------------
+
+
+def comment_schema(*, history: bool) -> dict:
+    """api.comment_json: the public shape of a comment, optionally with its audit history."""
+    properties = {
+        "id": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+        "external_id": nullable({"type": "string", "maxLength": 200, "description": "The site's own id (integers are returned as strings)."}),
+        "status": {"type": "string", "enum": list(STATUSES), "description": "Where the comment is now."},
+        "decision": {"type": "string", "enum": list(MODEL_ACTIONS), "description": "What the policy decided at intake."},
+        "discarded": {"type": "boolean", "description": "Certain spam: rejected and kept out of every queue."},
+        "scores": ref("schemas", "Scores"),
+        "reasons": {"type": "array", "items": {"type": "string"}, "description": "Why the policy decided as it did."},
+        "terms": {"type": "array", "items": ref("schemas", "Term"), "description": "Spans that raised each label's score, strongest first."},
+        "model_version": nullable({"type": "string", "description": "null when no model could score the comment."}),
+        "text": {"type": "string"},
+        "author": obj({name: nullable({"type": "string"}) for name in ("name", "email", "url", "ip")},
+                      description="As sent (the IP address normalised); the user agent is stored but never returned."),
+        "article": obj({name: nullable({"type": "string"}) for name in ("id", "url", "title", "section")}),
+        "parent_id": nullable({"type": "integer", "minimum": 1, "maximum": ID_MAX}),
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    }
+    if history:
+        properties["history"] = {"type": "array", "items": ref("schemas", "AuditEntry"),
+                                 "description": "Every audit entry of the comment, oldest first."}
+    return obj(properties)
+
+
+def audit_entry_schema() -> dict:
+    """api.audit_json: one append-only audit log row."""
+    return obj({
+        "id": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+        "comment_id": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+        "actor": {"type": "string", "description": '"model", or the name of the moderator key that decided.'},
+        "action": {"type": "string", "enum": sorted(set(MODEL_ACTIONS) | set(ACTIONS)),
+                   "description": "accept/review/reject by the model at intake; approve/reject by a moderator."},
+        "reason": nullable({"type": "string", "enum": [*REASONS, "approved"],
+                            "description": 'null for the model\'s entry; a moderator approval without a reason records "approved".'}),
+        "note": nullable({"type": "string", "description": "The moderator's note, or the model's reasons joined by '; '."}),
+        "previous_status": nullable({"type": "string", "enum": list(STATUSES), "description": "null for the intake entry."}),
+        "new_status": {"type": "string", "enum": list(STATUSES)},
+        "scores": ref("schemas", "Scores"),
+        "model_version": nullable({"type": "string"}),
+        "created_at": {"type": "string", "format": "date-time"},
+    })
+
+
+def decision_fields() -> dict:
+    """validation.decision plus api._decide's expected_status."""
+    return {
+        "action": {"type": "string", "enum": list(ACTIONS)},
+        "reason": nullable({"type": "string", "enum": list(REASONS), "description": "Required to reject; optional to approve."}),
+        "note": nullable(text_field(2000)),
+        "expected_status": {"type": "string", "enum": list(STATUSES), "default": "pending",
+                            "description": "Decide only if the comment is still in this status; otherwise 409."},
+    }
+
+
+REASON_TO_REJECT = {"if": {"properties": {"action": {"const": "reject"}}, "required": ["action"]},
+                    "then": {"properties": {"reason": {"type": "string"}}, "required": ["reason"]}}
+
+
+def schemas(max_text_chars: int) -> dict:
+    optional = lambda schema: nullable(schema)  # noqa: E731  null means "not given"
+    new_comment = obj({
+        "text": text_field(max_text_chars, "Must contain a non-space character.", minLength=1),
+        "author": optional(obj({
+            "name": optional(text_field(200)),
+            "email": optional(text_field(320, allOf=[{"pattern": EMAIL}])),
+            "url": optional(text_field(2000, "An http or https URL.")),
+            "ip": optional(text_field(64, "An IPv4 or IPv6 address; stored in normal form.")),
+            "user_agent": optional(text_field(1000)),
+        }, [], closed=False)),
+        "article": optional(obj({
+            "id": optional({"type": ["string", "integer"], "maxLength": 200, "pattern": NO_CONTROL, "description": "Integers are kept as strings."}),
+            "url": optional(text_field(2000)),
+            "title": optional(text_field(500)),
+            "section": optional(text_field(200)),
+        }, [], closed=False)),
+        "parent_id": optional({"type": "integer", "minimum": 1, "maximum": ID_MAX, "description": "An existing comment's id (422 otherwise)."}),
+        "external_id": optional({"type": ["string", "integer"], "maxLength": 200, "pattern": NO_CONTROL,
+                                 "description": "The site's own id: a retry with the same external_id returns the original comment (200)."}),
+    }, ["text"], closed=False)
+    decision = obj(decision_fields(), ["action"], closed=False, **REASON_TO_REJECT)
+    bulk_item = obj({"comment_id": {"type": "integer"}, **decision_fields()}, ["comment_id", "action"], closed=False, **REASON_TO_REJECT)
+    result = lambda name, comment: obj({"comment_id": {"type": "integer"}, "result": {"const": name}, "comment": comment})  # noqa: E731
+    return {
+        "Scores": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+                   "description": "Score per label, 0 to 1; empty when no model scored the comment."},
+        "Term": obj({"text": {"type": "string"}, "start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0},
+                     "label": {"type": "string"}, "weight": {"type": "number"}}),
+        "Comment": comment_schema(history=False),
+        "CommentWithHistory": comment_schema(history=True),
+        "AuditEntry": audit_entry_schema(),
+        "FieldErrors": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"},
+                        "description": 'Field path (e.g. "author.email", "decisions[3].reason") to what is wrong with it.'},
+        "Error": obj({"error": obj({"code": {"type": "string", "enum": sorted(set(CODES.values()))}, "message": {"type": "string"},
+                                    "fields": ref("schemas", "FieldErrors"), "comment": ref("schemas", "Comment")}, ["code", "message"])},
+                     description="The one error shape; each response below fixes the code."),
+        "NewComment": new_comment,
+        "Decision": decision,
+        "BulkDecisions": obj({"decisions": {"type": "array", "minItems": 1, "maxItems": 500, "items": bulk_item}}, closed=False,
+                             description="Every item is checked before any is applied; expected_status is checked per item as it is applied."),
+        "BulkResult": {"oneOf": [
+            result("decided", ref("schemas", "Comment")),
+            result("conflict", ref("schemas", "Comment")),
+            result("not_found", {"type": "null"}),
+        ]},
+        "Queue": obj({"comments": {"type": "array", "items": ref("schemas", "Comment")},
+                      "next_cursor": nullable({"type": "string", "description": "Pass as ?cursor= for the next page; null on the last page."})}),
+        "AuditPage": obj({"entries": {"type": "array", "items": ref("schemas", "AuditEntry")},
+                          "next_before_id": nullable({"type": "integer", "description": "The last entry's id: pass as ?before_id= for older "
+                                                                                        "entries; null when the page is empty."})}),
+    }
+
+
+# --- the document -------------------------------------------------------------------------
+
+
+def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_bytes: int, rate_limit: str) -> dict:
+    """The whole document for an app with these limits and queue labels."""
+    comment_id = {"name": "comment_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": ID_MAX}}
+    rate_headers = {
+        "X-RateLimit-Limit": ref("headers", "X-RateLimit-Limit"),
+        "X-RateLimit-Remaining": ref("headers", "X-RateLimit-Remaining"),
+        "X-RateLimit-Reset": ref("headers", "X-RateLimit-Reset"),
+        "Retry-After": {"description": "Seconds until the window resets (sent on every rate-limited answer).",
+                        "schema": {"type": "integer", "minimum": 0}},
+    }
+    created_headers = {"Location": ref("headers", "Location"), **rate_headers}
+    moderator_only = "Needs a moderator key (a site key gets 403)."
+    paths = {
+        "/api/v1/comments": {"post": {
+            "operationId": "createComment", "tags": ["comments"], "x-roles": ["site"],
+            "summary": "Score, decide and store a reader comment",
+            "description": f"Needs a site key (a moderator key gets 403). Rate-limited to {rate_limit} per author email and per "
+                           "IP address; comments without them are not limited.",
+            "requestBody": json_body("NewComment", f"At most {max_body_bytes} bytes."),
+            "responses": {
+                "201": json_response("Stored and decided.", ref("schemas", "Comment"), created_headers),
+                "200": json_response("A retry: this site already sent this external_id; the original comment, unchanged.",
+                                     ref("schemas", "Comment"), created_headers),
+                **errors(400, 401, 403, 413, 415, 422, 429),
+            },
+        }},
+        "/api/v1/comments/{comment_id}": {"get": {
+            "operationId": "getComment", "tags": ["comments"], "x-roles": ["site", "moderator"],
+            "summary": "A comment's status and decision history", "description": "Any site or moderator key.",
+            "parameters": [comment_id],
+            "responses": {"200": json_response("The comment and its history.", ref("schemas", "CommentWithHistory")), **errors(401, 404)},
+        }},
+        "/api/v1/comments/{comment_id}/decision": {"post": {
+            "operationId": "decideComment", "tags": ["decisions"], "x-roles": ["moderator"],
+            "summary": "Approve or reject a comment",
+            "description": f"{moderator_only} The first of two concurrent decisions wins; the other gets 409.",
+            "parameters": [comment_id], "requestBody": json_body("Decision", f"At most {max_body_bytes} bytes."),
+            "responses": {"200": json_response("Decided; the comment and its history.", ref("schemas", "CommentWithHistory")),
+                          **errors(400, 401, 403, 404, 409, 413, 415, 422)},
+        }},
+        "/api/v1/decisions": {"post": {
+            "operationId": "decideMany", "tags": ["decisions"], "x-roles": ["moderator"],
+            "summary": "Decide up to 500 comments; each succeeds or fails on its own", "description": moderator_only,
+            "requestBody": json_body("BulkDecisions", f"At most {max_body_bytes} bytes."),
+            "responses": {"200": json_response("One result per decision, in order.",
+                                               obj({"results": {"type": "array", "items": ref("schemas", "BulkResult")}})),
+                          **errors(400, 401, 403, 413, 415, 422)},
+        }},
+        "/api/v1/queue": {"get": {
+            "operationId": "queue", "tags": ["queue"], "x-roles": ["moderator"],
+            "summary": "Comments awaiting a person, one keyset page at a time",
+            "description": f"{moderator_only} Discarded comments are never listed.",
+            "parameters": [
+                query("status", {"type": "string", "enum": list(STATUSES), "default": "pending"}, "Comments in this status."),
+                query("label", {"type": "string", "enum": list(labels)}, "Only comments whose score for this label reaches its review threshold."),
+                query("article", {"type": "string"}, "Exact article id."),
+                query("section", {"type": "string"}, "Exact article section."),
+                query("author", {"type": "string"}, "Exact author email, as sent."),
+                query("ip", {"type": "string"}, "Exact author IP address, as stored (normal form)."),
+                query("older_than", {"type": "integer", "minimum": 0, "maximum": 10**8}, "Only comments at least this many seconds old."),
+                query("newer_than", {"type": "integer", "minimum": 0, "maximum": 10**8}, "Only comments at most this many seconds old."),
+                query("sort", {"type": "string", "enum": ["risk", "age"], "default": "risk"}, "risk: highest risk first; age: oldest first."),
+                query("cursor", {"type": "string"}, "next_cursor from the previous page, with the same filters and sort."),
+                query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
+            ],
+            "responses": {"200": json_response("One page.", ref("schemas", "Queue")), **errors(401, 403, 422)},
+        }},
+        "/api/v1/audit": {"get": {
+            "operationId": "audit", "tags": ["audit"], "x-roles": ["moderator"],
+            "summary": "The append-only decision log, newest first", "description": moderator_only,
+            "parameters": [
+                query("comment_id", {"type": "integer", "minimum": 0, "maximum": QUERY_ID_MAX}, "Entries of this comment (0: all)."),
+                query("actor", {"type": "string"}, '"model" or a moderator key name.'),
+                query("action", {"type": "string", "examples": sorted(set(MODEL_ACTIONS) | set(ACTIONS))}, "Exact action."),
+                query("since", {"type": "string"}, "ISO 8601 date or date-time (inclusive); without an offset, UTC."),
+                query("until", {"type": "string"}, "ISO 8601 date or date-time (exclusive); without an offset, UTC."),
+                query("before_id", {"type": "integer", "minimum": 0, "maximum": QUERY_ID_MAX}, "Entries older than this id (0: no bound)."),
+                query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "Page size."),
+            ],
+            "responses": {"200": json_response("One page.", ref("schemas", "AuditPage")), **errors(401, 403, 422)},
+        }},
+        "/api/v1/openapi.json": {"get": {
+            "operationId": "openapi", "tags": ["meta"], "security": [], "summary": "This document",
+            "responses": {"200": json_response("The OpenAPI document.", {"type": "object", "required": ["openapi", "paths"]})},
+        }},
+        "/healthz": {"get": {
+            "operationId": "healthz", "tags": ["health"], "security": [], "summary": "The process is alive",
+            "responses": {"200": json_response("Alive.", obj({"status": {"const": "ok"}}))},
+        }},
+        "/readyz": {"get": {
+            "operationId": "readyz", "tags": ["health"], "security": [], "summary": "Ready: a model is loaded and the database answers",
+            "responses": {
+                "200": json_response("Ready.", obj({"status": {"const": "ready"}, "model_version": nullable({"type": "string"})})),
+                "503": json_response("Not ready; problems names what is missing.", obj({
+                    "status": {"const": "not ready"}, "model_version": nullable({"type": "string"}),
+                    "problems": obj({"model": {"type": "string"}, "database": {"type": "string"}}, [], minProperties=1),
+                }), {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0},
+                                     "description": "Seconds to wait before asking again."}}),
+            },
+        }},
+        "/metrics": {"get": {
+            "operationId": "metrics", "tags": ["health"], "security": [], "summary": "Prometheus metrics",
+            "responses": {"200": {"description": "Prometheus text exposition format.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        }},
+    }
+    responses = {
+        CODES[400]: error_response(400, "The body is not valid JSON."),
+        CODES[401]: error_response(401, "No API key, or an unknown or revoked one.",
+                                   headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}}),
+        CODES[403]: error_response(403, "The key's role may not do this."),
+        CODES[404]: error_response(404, "No such comment."),
+        CODES[409]: error_response(409, "The comment is no longer in expected_status; nothing changed. "
+                                        "error.comment is the comment as it now is.", comment=True),
+        CODES[413]: error_response(413, f"The body is larger than {max_body_bytes} bytes."),
+        CODES[415]: error_response(415, "The body is not sent as application/json."),
+        CODES[422]: error_response(422, "Invalid fields or query parameters; error.fields names each one.", fields=True),
+        CODES[429]: error_response(429, "Too many comments from this author email or IP address.", headers={
+            **rate_headers, "Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0}, "description": "Seconds to wait."}}),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "comment-moderation", "version": "1",
+                 "description": "Comments in, decisions out, the moderation queue and the audit log. Every error answers "
+                                "{\"error\": {\"code\", \"message\", \"fields\"?, \"comment\"?}}."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearerKey": []}, {"apiKeyHeader": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearerKey": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>."},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "Used only when there is no Bearer header."},
+            },
+            "schemas": schemas(max_text_chars),
+            "responses": responses,
+            "headers": {
+                "Location": {"required": True, "schema": {"type": "string", "format": "uri-reference"}, "description": "The comment's URL."},
+                "X-RateLimit-Limit": {"schema": {"type": "integer"},
+                                      "description": "Comments allowed in the window (only when the author is limited)."},
+                "X-RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "Comments left in the window."},
+                "X-RateLimit-Reset": {"schema": {"type": "integer"}, "description": "Unix time the window resets."},
+            },
+        },
+    }
+
+
+def document_for(app) -> dict:
+    """The document for this app: its configured limits and its model's labels."""
+    rules = app.extensions["moderation.service"].rules
+    return build_document(
+        labels=tuple(rules.thresholds) or ("spam", "toxic"),  # the same choice api.queue offers
+        max_text_chars=app.config["MAX_TEXT_CHARS"], max_body_bytes=app.config["MAX_BODY_BYTES"], rate_limit=app.config["RATE_LIMIT"],
+    )
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi_document():
+    """The OpenAPI document; public, like the API's shape."""
+    return jsonify(document_for(current_app._get_current_object()))

@@ -1,0 +1,77 @@
+"""The real server: `moderation serve` under gunicorn, spoken to over HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def call(url: str, body: dict | None = None, key: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None, method="POST" if body is not None else "GET")
+    request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def server(tmp_path, tiny_bundle):
+    env = {**os.environ, "MODERATION_INSTANCE_DIR": str(tmp_path), "MODERATION_MODEL_DIR": str(tiny_bundle)}
+    env.pop("MODERATION_DATABASE_URL", None)
+    moderation = str(BIN / "moderation")
+    subprocess.run([moderation, "db", "upgrade"], env=env, check=True, capture_output=True)
+    keys = {role: subprocess.run([moderation, "keys", "create", "--name", role, "--role", role], env=env, check=True,
+                                 capture_output=True, text=True).stdout.strip() for role in ("site", "moderator")}
+    port = free_port()
+    process = subprocess.Popen([moderation, "serve", "--port", str(port), "--workers", "2"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if call(base + "/readyz")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        else:
+            pytest.fail("server did not become ready: " + process.stderr.read1(4000).decode(errors="replace"))
+        yield base, keys
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        process.stderr.close()
+
+
+def test_comment_round_trip_over_http(server):
+    base, keys = server
+    status, body = call(base + "/api/v1/comments", {"text": "Thanks for covering the flood defences.", "external_id": "e1"}, keys["site"])
+    assert status == 201 and body["status"] in ("published", "pending", "rejected")
+    assert call(base + "/api/v1/comments", {"text": "Thanks for covering the flood defences.", "external_id": "e1"}, keys["site"]) == (200, body)
+    status, polled = call(base + f"/api/v1/comments/{body['id']}", key=keys["site"])
+    assert status == 200 and polled["history"][0]["actor"] == "model"
+    status, error = call(base + "/api/v1/queue", key=keys["site"])
+    assert status == 403 and error["error"]["code"] == "forbidden"
+    status, ready = call(base + "/readyz")
+    assert status == 200 and ready["model_version"] == body["model_version"]
