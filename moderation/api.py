@@ -6,7 +6,9 @@ in JSON; every failure is an `ApiError` in the one shared shape.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import ipaddress
+import re
+from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
@@ -18,6 +20,7 @@ from moderation.intake import submit
 from moderation.schema import STATUSES, AuditEntry, Comment
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -74,9 +77,11 @@ def create_comment():
 
 
 def _comment_or_404(comment_id: int) -> Comment:
-    comment = store.get_comment(get_session(), comment_id)
+    comment = store.get_comment(get_session(), comment_id) if comment_id <= store.MAX_ID else None
     if comment is None:
         raise ApiError(404, f"no comment {comment_id}")
+    if g.api_key.role == "site" and comment.site != g.api_key.name:
+        raise ApiError(404, f"no comment {comment_id}")  # a site sees only its own readers' comments
     return comment
 
 
@@ -92,13 +97,21 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(422, "the request has invalid fields", fields={name: "must be an integer"}) from None
+    if not _DIGITS.fullmatch(raw):
+        raise ApiError(422, "the request has invalid fields", fields={name: "must be an integer"})
+    value = int(raw)
     if not low <= value <= high:
         raise ApiError(422, "the request has invalid fields", fields={name: f"must be between {low} and {high}"})
     return value
+
+
+def _ip_arg() -> str | None:
+    """Compare addresses as stored: normalised, so 2001:DB8::1 finds 2001:db8::1."""
+    raw = request.args.get("ip")
+    try:
+        return str(ipaddress.ip_address(raw.strip())) if raw else None
+    except ValueError:
+        raise ApiError(422, "the request has invalid fields", fields={"ip": "is not an IPv4 or IPv6 address"}) from None
 
 
 def _choice_arg(name: str, choices: tuple[str, ...], default: str | None) -> str | None:
@@ -123,7 +136,7 @@ def queue():
         article=request.args.get("article"),
         section=request.args.get("section"),
         author=request.args.get("author"),
-        ip=request.args.get("ip"),
+        ip=_ip_arg(),
         older_than=timedelta(seconds=older) if older >= 0 else None,
         newer_than=timedelta(seconds=newer) if newer >= 0 else None,
     )
@@ -136,10 +149,9 @@ def queue():
 
 
 def _decide(comment_id: int, body: dict, path: str = "") -> Comment:
-    action, reason, note = validation.decision(body, path)
-    expected = body.get("expected_status", "pending")
-    if expected not in STATUSES:
-        raise ApiError(422, "the request has invalid fields", fields={path + "expected_status": f"must be one of {', '.join(STATUSES)}"})
+    action, reason, note, expected = validation.decision(body, path)
+    if comment_id > store.MAX_ID:
+        raise ApiError(404, f"no comment {comment_id}")
     try:
         return store.decide(get_session(), comment_id, actor=g.api_key.name, action=action, reason=reason, note=note, expected_status=expected)
     except LookupError:
@@ -168,12 +180,13 @@ def decide_many():
     results = []
     for index, item in enumerate(items):
         path = f"decisions[{index}]."
-        if not isinstance(item, dict) or not isinstance(item.get("comment_id"), int) or isinstance(item.get("comment_id"), bool):
-            raise ApiError(422, "the request has invalid fields", fields={path + "comment_id": "must be an integer"})
+        comment_id = item.get("comment_id") if isinstance(item, dict) else None
+        if not isinstance(comment_id, int) or isinstance(comment_id, bool) or not 1 <= comment_id <= store.MAX_ID:
+            raise ApiError(422, "the request has invalid fields", fields={path + "comment_id": "must be a comment id (a positive integer)"})
         validation.decision(item, path)  # check every item before changing anything
-    for item in items:
+    for index, item in enumerate(items):
         try:
-            comment = _decide(item["comment_id"], item)
+            comment = _decide(item["comment_id"], item, f"decisions[{index}].")
             results.append({"comment_id": item["comment_id"], "result": "decided", "comment": comment_json(comment)})
         except ApiError as error:
             results.append({"comment_id": item["comment_id"], "result": "conflict" if error.status == 409 else "not_found",
@@ -186,10 +199,10 @@ def _time_arg(name: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        moment = datetime.fromisoformat(raw)
+        moment = datetime.fromisoformat(raw.replace(" ", "+"))  # an unencoded "+" in a query arrives as a space
     except ValueError:
         raise ApiError(422, "the request has invalid fields", fields={name: "must be an ISO 8601 date or time"}) from None
-    return store._aware(moment)
+    return store._aware(moment).astimezone(timezone.utc)
 
 
 @bp.get("/audit")

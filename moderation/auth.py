@@ -13,11 +13,12 @@ from moderation.errors import ApiError
 ROLES = ("site", "moderator")
 
 
-def _presented_key() -> str | None:
+def presented_key() -> str | None:
+    """Return the key sent as ``Authorization: Bearer`` or ``X-API-Key``, if any."""
     header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return request.headers.get("X-API-Key") or None
+    if header.lower().startswith("bearer ") and header[7:].strip():
+        return header[7:].strip()
+    return request.headers.get("X-API-Key", "").strip() or None
 
 
 def require(*roles: str):
@@ -26,7 +27,7 @@ def require(*roles: str):
     def decorator(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            raw = _presented_key()
+            raw = presented_key()
             if raw is None:
                 raise ApiError(401, "send an API key as 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
             key = store.find_key(get_session(), raw)

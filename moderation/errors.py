@@ -46,7 +46,10 @@ def init_app(app: Flask) -> None:
     def _http_error(error: HTTPException):
         if not _wants_json():
             return error
-        response = jsonify(error_body(error.code or 500, error.description or error.name))
+        message = error.description or error.name
+        if error.code == 429:
+            message = f"too many comments from this author or address (limit: {message}); retry after Retry-After seconds"
+        response = jsonify(error_body(error.code or 500, message))
         response.status_code = error.code or 500
         for name, value in error.get_headers():
             if name.lower() not in ("content-type", "content-length"):

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from moderation.policy import History
 from moderation.schema import PENDING, PUBLISHED, REJECTED, ApiKey, AuditEntry, Comment, utcnow
 
+MAX_ID = 2**63 - 1  # the largest id either database stores; larger ones cannot exist
 STATUS_OF = {"accept": PUBLISHED, "review": PENDING, "reject": REJECTED}
 HUMAN_STATUS = {"approve": PUBLISHED, "reject": REJECTED}
 
@@ -136,6 +137,9 @@ def decode_cursor(cursor: str) -> list:
     values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     if not isinstance(values, list) or len(values) != 2:
         raise ValueError("malformed cursor")
+    key, last_id = values
+    if not isinstance(last_id, int) or isinstance(last_id, bool) or not 0 <= last_id <= MAX_ID or not isinstance(key, (int, float, str)) or isinstance(key, bool):
+        raise ValueError("malformed cursor")
     return values
 
 
@@ -161,12 +165,16 @@ def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: s
         order = (Comment.risk.desc(), Comment.id.desc())
         if cursor:
             risk, last_id = decode_cursor(cursor)
+            if not isinstance(risk, (int, float)):
+                raise ValueError("malformed cursor")
             conditions.append(or_(Comment.risk < risk, and_(Comment.risk == risk, Comment.id < last_id)))
     else:
         order = (Comment.created_at.asc(), Comment.id.asc())
         if cursor:
             created, last_id = decode_cursor(cursor)
-            created_at = datetime.fromisoformat(created)
+            if not isinstance(created, str):
+                raise ValueError("malformed cursor")
+            created_at = _aware(datetime.fromisoformat(created)).astimezone(timezone.utc)
             conditions.append(or_(Comment.created_at > created_at, and_(Comment.created_at == created_at, Comment.id > last_id)))
     rows = list(session.scalars(select(Comment).where(*conditions).order_by(*order).limit(limit + 1)))
     page, more = rows[:limit], len(rows) > limit

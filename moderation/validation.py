@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from moderation.errors import ApiError
+from moderation.schema import STATUSES
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -86,7 +87,7 @@ def json_object(request) -> dict:
     if not request.is_json:
         raise ApiError(415, "send the body as application/json")
     body = request.get_json(silent=True)
-    if body is None:
+    if body is None and request.get_data().strip() != b"null":
         raise ApiError(400, "the body is not valid JSON")
     if not isinstance(body, dict):
         raise ApiError(422, "the body must be a JSON object", fields={"body": "must be an object"})
@@ -122,7 +123,7 @@ def new_comment(body: dict, max_text_chars: int) -> NewComment:
         "section": check.string(article_in, "section", "article.section", max_length=200),
     }
     parent_id = body.get("parent_id")
-    if parent_id is not None and (not isinstance(parent_id, int) or isinstance(parent_id, bool) or parent_id < 1):
+    if parent_id is not None and (not isinstance(parent_id, int) or isinstance(parent_id, bool) or not 1 <= parent_id < 2**63):
         check.fail("parent_id", "must be a positive integer")
         parent_id = None
     external_id = check.string(body, "external_id", "external_id", max_length=200, allow_int=True)
@@ -130,8 +131,8 @@ def new_comment(body: dict, max_text_chars: int) -> NewComment:
     return NewComment(text, author, article, parent_id, external_id)
 
 
-def decision(body: dict, path: str = "") -> tuple[str, str, str | None]:
-    """Validate a moderator decision ``{action, reason, note?}``; return (action, reason, note)."""
+def decision(body: dict, path: str = "") -> tuple[str, str | None, str | None, str]:
+    """Validate ``{action, reason?, note?, expected_status?}``; return (action, reason, note, expected_status)."""
     check = Checker()
     action = check.string(body, "action", path + "action", max_length=20, required=True)
     reason = check.string(body, "reason", path + "reason", max_length=20)
@@ -142,5 +143,8 @@ def decision(body: dict, path: str = "") -> tuple[str, str, str | None]:
         check.fail(path + "reason", f"is required to reject; one of {', '.join(REASONS)}")
     if reason is not None and reason not in REASONS:
         check.fail(path + "reason", f"must be one of {', '.join(REASONS)}")
+    expected = check.string(body, "expected_status", path + "expected_status", max_length=20) or "pending"
+    if expected not in STATUSES:
+        check.fail(path + "expected_status", f"must be one of {', '.join(STATUSES)}")
     check.raise_if_any()
-    return action, reason or ("approved" if action == "approve" else "other"), note
+    return action, reason, note, expected

@@ -176,3 +176,71 @@ def test_health_ready_and_metrics(api):
     for name in ("moderation_http_requests_total", "moderation_http_request_seconds_bucket", "moderation_decisions_total",
                  "moderation_model_info", 'moderation_comments{status="pending"} 1.0'):
         assert name in metrics, name
+
+
+def test_a_site_sees_only_its_own_comments(make_api):
+    first = make_api()
+    comment_id = first.post_comment("from site one").get_json()["id"]
+    other_site = make_api()  # a second site key on the same database
+    assert other_site.client.get(f"/api/v1/comments/{comment_id}", headers=other_site.headers("site")).status_code == 404
+    assert first.get(f"/api/v1/comments/{comment_id}", role="site").status_code == 200
+    assert other_site.get(f"/api/v1/comments/{comment_id}", role="moderator").status_code == 200
+
+
+def test_ids_beyond_the_database_range_are_404_or_422(api):
+    huge = 10**20
+    assert api.get(f"/api/v1/comments/{huge}").status_code == 404
+    assert api.decide(huge).status_code == 404
+    assert api.post_comment("x", parent_id=huge).status_code == 422
+    bulk = api.client.post("/api/v1/decisions", json={"decisions": [{"comment_id": huge, "action": "approve"}]}, headers=api.headers("moderator"))
+    assert bulk.status_code == 422
+
+
+def test_crafted_cursors_are_422(api):
+    import base64
+    import json as jsonlib
+
+    for values in ([None, None], [{"a": 1}, 1], ["a", 1], [0.5, "x"], [1, 10**30]):
+        cursor = base64.urlsafe_b64encode(jsonlib.dumps(values).encode()).decode().rstrip("=")
+        assert api.get(f"/api/v1/queue?sort=risk&cursor={cursor}").status_code == 422, values
+
+
+def test_bulk_with_bad_expected_status_changes_nothing(api):
+    comment_id = api.post_comment().get_json()["id"]
+    response = api.client.post("/api/v1/decisions", headers=api.headers("moderator"), json={"decisions": [
+        {"comment_id": comment_id, "action": "approve", "expected_status": "bogus"}]})
+    assert response.status_code == 422 and "decisions[0].expected_status" in response.get_json()["error"]["fields"]
+    assert api.get(f"/api/v1/comments/{comment_id}").get_json()["status"] == "pending"
+
+
+def test_audit_since_understands_time_zone_offsets(api):
+    from datetime import datetime, timedelta, timezone
+    from urllib.parse import quote
+
+    comment_id = api.post_comment().get_json()["id"]
+    api.decide(comment_id)
+    five_minutes_ago = (datetime.now(timezone(timedelta(hours=2))) - timedelta(minutes=5)).isoformat()
+    entries = api.get(f"/api/v1/audit?since={quote(five_minutes_ago)}").get_json()["entries"]
+    assert len(entries) == 2
+    assert len(api.get(f"/api/v1/audit?since={five_minutes_ago}").get_json()["entries"]) == 2  # "+" unencoded
+
+
+def test_addresses_are_compared_normalised(make_api):
+    api = make_api(RATE_LIMIT="1 per minute")
+    assert api.post_comment("one", author={"ip": "2001:DB8::1"}).status_code == 201
+    assert api.post_comment("two", author={"ip": "2001:db8:0::1"}).status_code == 429
+    assert len(api.get("/api/v1/queue?ip=2001:DB8:0:0::1").get_json()["comments"]) == 1
+
+
+def test_retries_are_never_rate_limited_and_success_has_no_retry_after(make_api):
+    api = make_api(RATE_LIMIT="1 per minute")
+    first = api.post_comment("hello", author={"email": "r@example.org"}, external_id="e-1")
+    assert first.status_code == 201 and "Retry-After" not in first.headers
+    again = api.post_comment("hello", author={"email": "r@example.org"}, external_id="e-1")
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
+    assert api.post_comment("new", author={"email": "r@example.org"}, external_id="e-2").status_code == 429
+
+
+def test_a_null_body_is_422_not_400(api):
+    response = api.client.post("/api/v1/comments", data="null", content_type="application/json", headers=api.headers("site"))
+    assert response.status_code == 422

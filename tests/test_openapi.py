@@ -213,7 +213,7 @@ def test_get_comment_with_its_history(oa):
         response = oa.call("GET", f"/api/v1/comments/{comment_id}", role=role)
         assert response.status_code == 200
         history = response.get_json()["history"]
-        assert [(h["action"], h["previous_status"], h["reason"]) for h in history] == [("review", None, None), ("approve", "pending", "approved")]
+        assert [(h["action"], h["previous_status"], h["reason"]) for h in history] == [("review", None, None), ("approve", "pending", None)]
 
 
 def test_the_queue_with_and_without_a_cursor(oa):
