@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from moderation import store, validation
-from moderation.auth import require
+from moderation.auth import current_key, require
 from moderation.db import get_session
 from moderation.errors import ApiError
 from moderation.intake import submit
@@ -60,20 +60,37 @@ def audit_json(entry: AuditEntry) -> dict:
     }
 
 
+def stored_retry() -> Comment | None:
+    """The comment this request's site already sent under the body's external_id, if any (asked once per request)."""
+    if "stored_retry" not in g:
+        body = request.get_json(silent=True, cache=True)
+        external_id = body.get("external_id") if isinstance(body, dict) else None
+        key = current_key() if isinstance(external_id, (str, int)) and not isinstance(external_id, bool) else None
+        g.stored_retry = store.find_by_external_id(get_session(), key.name, str(external_id)) if key else None
+    return g.stored_retry
+
+
+def _created(comment: Comment, status: int):
+    response = jsonify(comment_json(comment))
+    response.status_code = status
+    response.headers["Location"] = url_for("api.get_comment", comment_id=comment.id)
+    return response
+
+
 @bp.post("/comments")
 @require("site")
 def create_comment():
     """Score, decide and store a reader comment; retries with the same external_id are safe."""
-    new = validation.new_comment(validation.json_object(request), current_app.config["MAX_TEXT_CHARS"])
+    body = validation.json_object(request)
+    if (retry := stored_retry()) is not None:
+        return _created(retry, 200)
+    new = validation.new_comment(body, current_app.config["MAX_TEXT_CHARS"])
     service = current_app.extensions["moderation.service"]
     comment, created = submit(
         get_session(), new, site=g.api_key.name, assessor=service.assessor, rules=service.rules,
         duplicate_window=timedelta(seconds=current_app.config["DUPLICATE_WINDOW_SECONDS"]),
     )
-    response = jsonify(comment_json(comment))
-    response.status_code = 201 if created else 200
-    response.headers["Location"] = url_for("api.get_comment", comment_id=comment.id)
-    return response
+    return _created(comment, 201 if created else 200)
 
 
 def _comment_or_404(comment_id: int) -> Comment:

@@ -21,16 +21,23 @@ def presented_key() -> str | None:
     return request.headers.get("X-API-Key", "").strip() or None
 
 
+def current_key():
+    """Return the live `ApiKey` this request presented, or None; looked up once per request."""
+    if "api_key_lookup" not in g:
+        raw = presented_key()
+        g.api_key_lookup = store.find_key(get_session(), raw) if raw else None
+    return g.api_key_lookup
+
+
 def require(*roles: str):
     """Let the request through only with a live key of one of ``roles``; sets ``g.api_key``."""
 
     def decorator(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            raw = presented_key()
-            if raw is None:
+            if presented_key() is None:
                 raise ApiError(401, "send an API key as 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
-            key = store.find_key(get_session(), raw)
+            key = current_key()
             if key is None:
                 raise ApiError(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
             if key.role not in roles:

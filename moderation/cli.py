@@ -269,7 +269,8 @@ def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) 
 
         create_app().run(host=host, port=port, debug=True)
         return
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="moderation-metrics-"))
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="moderation-metrics-")
     args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
             "--access-logfile", "-", "--graceful-timeout", "20", "moderation:create_app()"]
     os.execv(sys.executable, args)

@@ -54,11 +54,11 @@ def _assess(assessor: Assessor | None, text: str, normalized: str) -> dict | Non
 
 
 def submit(session: Session, new: NewComment, *, site: str, assessor: Assessor | None, rules: Rules, duplicate_window: timedelta) -> tuple[Comment, bool]:
-    """Store and decide one comment; return (comment, created). A known external_id returns the original."""
-    if new.external_id is not None:
-        existing = store.find_by_external_id(session, site, new.external_id)
-        if existing is not None:
-            return existing, False
+    """Store and decide one comment; return (comment, created).
+
+    The caller answers plain retries first (`api.stored_retry`); a retry racing its
+    original is caught here by the unique (site, external_id) constraint.
+    """
     if new.parent_id is not None and store.get_comment(session, new.parent_id) is None:
         raise ApiError(422, "the request has invalid fields", fields={"parent_id": f"no comment {new.parent_id}"})
     normalized = normalize(new.text)

@@ -13,10 +13,6 @@ import ipaddress
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
-from moderation import store
-from moderation.auth import presented_key
-from moderation.db import get_session
-
 LIMITED_ENDPOINTS = ("api.create_comment",)
 
 
@@ -40,13 +36,9 @@ def _author(field: str) -> str | None:
 
 def _is_retry() -> bool:
     """A retry of a comment we already stored must get its original answer, never 429."""
-    external_id = _body().get("external_id")
-    raw = presented_key()
-    if external_id is None or raw is None:
-        return False
-    session = get_session()
-    key = store.find_key(session, raw)
-    return key is not None and store.find_by_external_id(session, key.name, str(external_id)) is not None
+    from moderation.api import stored_retry
+
+    return stored_retry() is not None
 
 
 def _limit() -> str:
