@@ -88,6 +88,9 @@ def main() -> None:
         scorer.score(text)
     results["fast_loop_per_second"] = len(measured) / (time.perf_counter() - start)
     start = time.perf_counter()
+    scorer.score_batch(measured)
+    results["fast_batch_per_second"] = len(measured) / (time.perf_counter() - start)
+    start = time.perf_counter()
     model.predict_proba(measured)
     results["pipeline_batch_per_second"] = len(measured) / (time.perf_counter() - start)
     start = time.perf_counter()
@@ -100,7 +103,8 @@ def main() -> None:
         ("one comment p99 (ms)", results["score_one"]["p99_ms"], "<= 3"),
         ("score+explain+decide p50 (ms)", results["score_explain_decide_one"]["p50_ms"], "-"),
         ("score+explain+decide p99 (ms)", results["score_explain_decide_one"]["p99_ms"], "-"),
-        ("batch, fast path (comments/s, 1 core)", results["fast_loop_per_second"], ">= 5000"),
+        ("batch, fast path loop (comments/s, 1 core)", results["fast_loop_per_second"], ">= 5000"),
+        ("batch, FastScorer.score_batch (comments/s)", results["fast_batch_per_second"], ">= 5000"),
         ("batch, sklearn pipeline (comments/s)", results["pipeline_batch_per_second"], "-"),
         ("plain pipeline call, one comment (ms)", results["pipeline_single_call_ms"], "-"),
         ("bundle load (s)", results["bundle_load_seconds"], "<= 2"),
