@@ -309,3 +309,16 @@ def test_unknown_kind_raises(kind):
     X, y = separable_problem()
     with pytest.raises(ValueError, match="unknown model kind"):
         fit_linear(X, y, np.ones(len(y)), kind=kind)
+
+
+def test_reliability_reports_bins_and_calibration_error():
+    from training.evaluate import reliability
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(size=20_000)
+    calibrated = (rng.uniform(size=p.size) < p).astype(np.int64)
+    rows, ece = reliability(p, calibrated, np.ones(p.size))
+    assert len(rows) == 10 and ece < 0.02
+    assert abs(sum(r["share"] for r in rows) - 1) < 1e-9
+    _, overconfident = reliability(p, (rng.uniform(size=p.size) < 0.5).astype(np.int64), np.ones(p.size))
+    assert overconfident > 0.2

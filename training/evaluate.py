@@ -64,3 +64,24 @@ def per_dataset(probabilities: np.ndarray, labels: list[str], examples: list[Exa
 def threshold_sweep(p: np.ndarray, y: np.ndarray, points: int = 41) -> list[dict]:
     """Return the workload at review thresholds across the score range (reject fixed at 1)."""
     return [{"review_at": float(t), **workload(p, y, t, 1.01)} for t in np.linspace(0, 1, points)]
+
+
+def reliability(p: np.ndarray, y: np.ndarray, w: np.ndarray, bins: int = 10) -> tuple[list[dict], float]:
+    """Compare predicted and observed rates of bad comments per score bin, with row weights.
+
+    :return: one row per non-empty bin ``{"scores", "predicted", "observed", "share"}``, and
+        the expected calibration error (weighted mean gap between predicted and observed).
+    """
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    rows, error, total = [], 0.0, w.sum()
+    for b in range(bins):
+        mask = which == b
+        mass = w[mask].sum()
+        if mass == 0:
+            continue
+        predicted = float((w[mask] * p[mask]).sum() / mass)
+        observed = float((w[mask] * y[mask]).sum() / mass)
+        error += mass / total * abs(predicted - observed)
+        rows.append({"scores": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "predicted": predicted, "observed": observed, "share": float(mass / total)})
+    return rows, float(error)

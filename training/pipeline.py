@@ -14,9 +14,9 @@ import numpy as np
 
 from moderation import bundle
 from training.datasets import REGISTRY, Example, dataset_files, select_datasets
-from training.evaluate import per_dataset
+from training.evaluate import per_dataset, reliability
 from training.report import markdown_table, write_report
-from training.train import TrainingConfig, load_examples, split, train_model
+from training.train import TrainingConfig, label_rows, load_examples, split, source_weights, train_model
 
 
 def truth_arrays(examples: list[Example], labels: list[str]) -> dict[str, np.ndarray]:
@@ -39,6 +39,24 @@ def dataset_facts(names: list[str], data_dir: Path, examples: list[Example]) -> 
             "files": {path.name: bundle.sha256_of(path) for path in dataset_files(name, data_dir)},
         })
     return facts
+
+
+def calibration_section(probabilities: np.ndarray, labels: list[str], dev: list[Example], config: TrainingConfig) -> str:
+    """Reliability of each label on dev rows reweighted to the deployment base rate."""
+    parts = [
+        "Dev rows (never used for fitting or calibration), each source reweighted so that bad comments make up "
+        "the label's deployment base rate. A well calibrated score has `predicted` close to `observed` in every bin.",
+        "",
+    ]
+    for column, label in enumerate(labels):
+        index, y = label_rows(dev, label)
+        if len(set(y.tolist())) < 2:
+            continue
+        weights = source_weights(dev, index, y, prior=config.prior(label))
+        rows, ece = reliability(probabilities[index, column], y, weights)
+        parts += [f"### {label} (base rate {config.prior(label):.0%}, expected calibration error {ece:.3f})", "",
+                  markdown_table(rows, ["scores", "predicted", "observed", "share"]), ""]
+    return "\n".join(parts)
 
 
 def comparison_section(rows: list[dict]) -> str:
@@ -103,7 +121,7 @@ def run_training(
         "training": {**asdict(config), "label_facts": facts},
         "dev_metrics": rows,
     })
-    sections = {}
+    sections = {"Calibration": calibration_section(probabilities, model.labels, dev, config)}
     if compare:
         progress("comparing candidate models")
         sections["Candidates compared"] = _compare(fitting, calibration, dev, config.kind, model)
