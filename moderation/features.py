@@ -52,7 +52,7 @@ def char_ngrams_of_word(word: str) -> tuple[str, ...]:
     padded = f" {word} "
     low, high = CHAR_NGRAMS
     size = len(padded)
-    return tuple(padded[i : i + n] for n in range(low, min(high, size) + 1) for i in range(size - n + 1))
+    return tuple([padded[i : i + n] for n in range(low, min(high, size) + 1) for i in range(size - n + 1)])
 
 
 def char_ngrams(normalized: str) -> list[str]:

@@ -77,8 +77,10 @@ class FastScorer:
         self._token = functools.lru_cache(maxsize=cache_size)(self._token_uncached)
         self._span_normalized = functools.lru_cache(maxsize=cache_size)(normalize)
 
-    def _columns(self, grams, vocabulary) -> np.ndarray:
-        columns = [vocabulary[g] for g in grams if g in vocabulary]
+    @staticmethod
+    def _columns(grams, vocabulary) -> np.ndarray:
+        get = vocabulary.get
+        columns = [c for c in map(get, grams) if c is not None]
         return np.array(columns, dtype=np.int64) if columns else _EMPTY
 
     def _token_uncached(self, token: str) -> _Token:
