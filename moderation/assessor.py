@@ -29,6 +29,16 @@ class Assessor:
     def from_config(cls, model: ModerationModel, config: dict) -> "Assessor":
         return cls(model, decision_labels=config["DECISION_LABELS"], thresholds=config["THRESHOLDS"], explain_top=config["EXPLAIN_TOP"])
 
+    def assess_batch(self, texts: list[str]) -> list[dict]:
+        """Score and decide many comments at once, without explanations (the fast path for files)."""
+        results = []
+        for row in self.scorer.score_batch(texts):
+            scores = dict(zip(self.scorer.labels, row.tolist()))
+            decision = decide(scores, self.thresholds, self.decision_labels)
+            results.append({"scores": {label: round(score, 6) for label, score in scores.items()},
+                            "decision": decision.action, "reasons": decision.reasons, "terms": [], "model_version": self.model.version})
+        return results
+
     def assess(self, text: str, normalized: str | None = None) -> dict:
         """Return ``{"scores", "decision", "reasons", "terms", "model_version"}`` for one comment."""
         scores, terms = self.scorer.score_and_explain(text, top=self.explain_top, normalized=normalized)

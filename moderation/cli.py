@@ -144,7 +144,8 @@ def evaluate(model_dir, input_path, label_columns, report_dir) -> None:
 @click.argument("text", required=False)
 @click.option("--input", "input_path", help="CSV (text column) or JSON Lines (\"text\" field) file; - for stdin. Writes JSON Lines.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the configured MODEL_DIR).")
-def score(text, input_path, model_dir) -> None:
+@click.option("--terms/--no-terms", default=True, show_default=True, help="Explain each score (--no-terms is several times faster on big files).")
+def score(text, input_path, model_dir, terms) -> None:
     """Score one comment (TEXT) or every comment of a file."""
     if (text is None) == (input_path is None):
         _fail("give either a TEXT argument or --input FILE")
@@ -159,8 +160,8 @@ def score(text, input_path, model_dir) -> None:
         rows = read_rows(input_path)
     except InputError as error:
         _fail(str(error))
-    for row in rows:
-        result = assessor.assess(row.text)
+    results = map(assessor.assess, (r.text for r in rows)) if terms else assessor.assess_batch([r.text for r in rows])
+    for result in results:
         click.echo(json.dumps({k: result[k] for k in ("scores", "decision", "reasons", "terms")}, ensure_ascii=False))
 
 

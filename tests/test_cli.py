@@ -132,3 +132,14 @@ def test_train_compare_writes_the_comparison_table(run, tmp_path):
     header = next(line for line in report.splitlines() if line.startswith("| dataset | label | logreg"))
     for candidate in ("nbsvm", "svm", "ensemble", "tfidf_logreg"):
         assert candidate in header
+
+
+def test_score_without_terms_gives_the_same_scores_and_decisions(run, tiny_bundle, tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("text\nhello world\n\"you idiot, buy pills at bit.ly/x\"\nWOW WHAT A GOAL\n")
+    with_terms = [json.loads(l) for l in run("score", "--model", str(tiny_bundle), "--input", str(path)).output.splitlines()]
+    without = [json.loads(l) for l in run("score", "--model", str(tiny_bundle), "--input", str(path), "--no-terms").output.splitlines()]
+    assert [r["decision"] for r in with_terms] == [r["decision"] for r in without]
+    for a, b in zip(with_terms, without):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-6)
+        assert b["terms"] == []
