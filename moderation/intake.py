@@ -72,7 +72,7 @@ def submit(session: Session, new: NewComment, *, site: str, assessor: Assessor |
     history = store.author_history(session, new.author["email"])
     scores = assessed["scores"] if assessed else None
     decision = evaluate(scores, facts, history, rules)
-    comment = Comment(
+    values = dict(
         site=site, external_id=new.external_id, text=new.text, text_hash=digest,
         author_name=new.author["name"], author_email=new.author["email"], author_url=new.author["url"],
         author_ip=new.author["ip"], author_user_agent=new.author["user_agent"],
@@ -84,7 +84,7 @@ def submit(session: Session, new: NewComment, *, site: str, assessor: Assessor |
         model_version=assessed["model_version"] if assessed else None,
     )
     try:
-        store.add_comment(session, comment)
+        comment = store.add_comment(session, values)
     except IntegrityError:
         # A retry with the same external_id raced us and won: answer with its comment.
         session.rollback()
