@@ -80,6 +80,10 @@ def main() -> None:
     for text in warm[:5000]:
         scorer.score(text)  # fill the per-word caches as a running server would
     results["median_comment_chars"] = float(np.median([len(t) for t in measured]))
+    # First pass over comments this process has never seen: words new to the caches cost most.
+    start = time.perf_counter()
+    scorer.score_batch(measured)
+    results["fast_batch_unseen_per_second"] = len(measured) / (time.perf_counter() - start)
     results["score_one"] = percentiles(time_each(scorer.score, measured))
     assessor = Assessor.from_config(model, load_config())
     results["score_explain_decide_one"] = percentiles(time_each(assessor.assess, measured))
@@ -103,8 +107,9 @@ def main() -> None:
         ("one comment p99 (ms)", results["score_one"]["p99_ms"], "<= 3"),
         ("score+explain+decide p50 (ms)", results["score_explain_decide_one"]["p50_ms"], "-"),
         ("score+explain+decide p99 (ms)", results["score_explain_decide_one"]["p99_ms"], "-"),
-        ("batch, fast path loop (comments/s, 1 core)", results["fast_loop_per_second"], ">= 5000"),
-        ("batch, FastScorer.score_batch (comments/s)", results["fast_batch_per_second"], ">= 5000"),
+        ("one at a time, loop (comments/s, 1 core)", results["fast_loop_per_second"], "-"),
+        ("batch, score_batch, unseen comments (comments/s)", results["fast_batch_unseen_per_second"], ">= 5000"),
+        ("batch, score_batch, caches warm (comments/s)", results["fast_batch_per_second"], ">= 5000"),
         ("batch, sklearn pipeline (comments/s)", results["pipeline_batch_per_second"], "-"),
         ("plain pipeline call, one comment (ms)", results["pipeline_single_call_ms"], "-"),
         ("bundle load (s)", results["bundle_load_seconds"], "<= 2"),

@@ -65,6 +65,9 @@ _UPPER_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ASCII_LETTER_BYTES = _UPPER_BYTES + _UPPER_BYTES.lower()
 _CONTROL_ASCII = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
 _DIGITS = re.compile(r"\d")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# Combining diacritical marks (the blocks NFD produces for Latin, Greek and Cyrillic text).
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 _NON_SPACE = re.compile(r"\S+")
 
 
@@ -108,11 +111,15 @@ def _fold_unicode(text: str) -> str:
     """Apply NFKC, then map homoglyphs and transliterate accents to ASCII."""
     if text.isascii():
         return text  # ASCII is already in NFKC form and has no homoglyphs
-    text = unicodedata.normalize("NFKC", text)
-    text = text.translate(_homoglyph_table())
-    # Combining marks would otherwise pile up: drop them once decomposed.
-    text = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
-    return unidecode(text, errors="replace", replace_str=" ")
+    text = unicodedata.normalize("NFKC", text).translate(_homoglyph_table())
+    # Decompose, drop combining marks (they would otherwise pile up), then transliterate
+    # only the stretches that are still not ASCII: most comments have a few at most.
+    text = _COMBINING.sub("", unicodedata.normalize("NFD", text))
+    return _NON_ASCII.sub(_transliterate, text)
+
+
+def _transliterate(match: re.Match[str]) -> str:
+    return unidecode(match.group(0), errors="replace", replace_str=" ")
 
 
 def _link_token(match: re.Match[str]) -> str:
