@@ -59,7 +59,7 @@ def init_app(app: Flask) -> None:
 
     limiter = Limiter(
         key_func=lambda: "unused", app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
-        strategy="moving-window",  # a fixed window would let 2N through across its boundary
+        strategy="sliding-window-counter",  # a fixed window would let 2N through across its edge
         headers_enabled=True, swallow_errors=True, in_memory_fallback_enabled=True,
     )
     app.extensions["moderation.limiter"] = limiter
