@@ -30,7 +30,7 @@ def call(url: str, body: dict | None = None, key: str | None = None) -> tuple[in
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -49,12 +49,14 @@ def server(tmp_path, tiny_bundle):
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + 90  # workers load the model; a busy CI machine is slow
+        while time.monotonic() < deadline:
             try:
                 if call(base + "/readyz")[0] == 200:
                     break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
+            except OSError:  # refused, reset or timed out while the workers start
+                pass
+            time.sleep(0.2)
         else:
             pytest.fail("server did not become ready: " + process.stderr.read1(4000).decode(errors="replace"))
         yield base, keys
