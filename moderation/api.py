@@ -24,7 +24,7 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return store._aware(moment).isoformat() if moment else None
+    return store.aware(moment).isoformat() if moment else None
 
 
 def comment_json(comment: Comment, *, history: list[AuditEntry] | None = None) -> dict:
@@ -219,7 +219,7 @@ def _time_arg(name: str) -> datetime | None:
         moment = datetime.fromisoformat(raw.replace(" ", "+"))  # an unencoded "+" in a query arrives as a space
     except ValueError:
         raise ApiError(422, "the request has invalid fields", fields={name: "must be an ISO 8601 date or time"}) from None
-    return store._aware(moment).astimezone(timezone.utc)
+    return store.aware(moment).astimezone(timezone.utc)
 
 
 @bp.get("/audit")

@@ -79,8 +79,3 @@ class ModerationModel:
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Score a batch: calibrated probabilities, shape (len(texts), n_labels)."""
         return self.pipeline.predict_proba(list(texts))
-
-    def score_many(self, texts: list[str]) -> list[dict[str, float]]:
-        """Score a batch and return one ``{label: probability}`` dict per text."""
-        probabilities = self.predict_proba(texts)
-        return [dict(zip(self.labels, map(float, row))) for row in probabilities]

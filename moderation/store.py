@@ -195,19 +195,19 @@ def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: s
             created, last_id = decode_cursor(cursor)
             if not isinstance(created, str):
                 raise ValueError("malformed cursor")
-            created_at = _aware(datetime.fromisoformat(created)).astimezone(timezone.utc)
+            created_at = aware(datetime.fromisoformat(created)).astimezone(timezone.utc)
             conditions.append(or_(Comment.created_at > created_at, and_(Comment.created_at == created_at, Comment.id > last_id)))
     rows = list(session.scalars(select(Comment).where(*conditions).order_by(*order).limit(limit + 1)))
     page, more = rows[:limit], len(rows) > limit
     if not more:
         return page, None
     last = page[-1]
-    key = [last.risk, last.id] if sort == "risk" else [_aware(last.created_at).isoformat(), last.id]
+    key = [last.risk, last.id] if sort == "risk" else [aware(last.created_at).isoformat(), last.id]
     return page, encode_cursor(key)
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were stored in UTC."""
+def aware(moment: datetime) -> datetime:
+    """Return ``moment`` with a time zone: SQLite hands datetimes back naive (they are stored in UTC)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
