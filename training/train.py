@@ -109,10 +109,6 @@ def train_model(fitting: list[Example], calibration: list[Example], config: Trai
     labels = labels_present(fitting)
     features = build_features(max_word_features=config.max_word_features, max_char_features=config.max_char_features)
     X = features.fit_transform([e.text for e in fitting]).tocsr()
-    for _, vectorizer in features.named_steps["tfidf"].transformer_list:
-        # Millions of pruned n-grams kept only for introspection; they would dominate load time.
-        if hasattr(vectorizer, "stop_words_"):
-            del vectorizer.stop_words_
     Xcal = features.transform([e.text for e in calibration]).tocsr() if calibration else None
     coefs, intercepts, calibrations, thresholds, facts = [], [], [], {}, {}
     for label in labels:
