@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import Flask
 
 from moderation import bundle, db, errors, limits, metrics
-from moderation.assessor import Assessor, effective_thresholds
+from moderation.assessor import Assessor
 from moderation.config import load_config
 from moderation.intake import rules_from_config
 from moderation.policy import Rules
@@ -35,7 +35,7 @@ def load_service(config: dict) -> Service:
         return Service(None, rules_from_config(config, config["THRESHOLDS"]), str(error))
     assessor = Assessor.from_config(model, config)
     metrics.MODEL_INFO.labels(model.version).set(1)
-    return Service(assessor, rules_from_config(config, effective_thresholds(model, config["THRESHOLDS"])))
+    return Service(assessor, rules_from_config(config, assessor.thresholds))
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 from moderation.model import ModerationModel
-from moderation.policy import decide
+from moderation.policy import decide, with_overrides
 from moderation.scorer import FastScorer
-
-
-def effective_thresholds(model: ModerationModel, overrides: dict | None) -> dict[str, dict[str, float]]:
-    """Return the model's thresholds with configured per-label overrides applied."""
-    merged = {label: dict(limits) for label, limits in model.thresholds.items()}
-    for label, limits in (overrides or {}).items():
-        merged.setdefault(label, {"review_at": 1.0, "reject_at": 1.0}).update(limits)
-    return merged
 
 
 class Assessor:
@@ -21,7 +13,7 @@ class Assessor:
     def __init__(self, model: ModerationModel, *, decision_labels: list[str], thresholds: dict | None = None, explain_top: int = 5):
         self.model = model
         self.scorer = FastScorer(model)
-        self.thresholds = effective_thresholds(model, thresholds)
+        self.thresholds = with_overrides(model.thresholds, thresholds)
         self.decision_labels = [label for label in decision_labels if label in model.labels]
         self.explain_top = explain_top
 

@@ -7,6 +7,7 @@ adds a sentence a moderator can read.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -81,16 +82,33 @@ def decide(scores: dict[str, float], thresholds: dict[str, dict[str, float]], la
     return decision
 
 
+@functools.lru_cache(maxsize=64)
+def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled alternation per word list, built once, not per comment."""
+    return re.compile(r"(?<![a-z0-9])(" + "|".join(re.escape(w) for w in words if w) + r")(?![a-z0-9])")
+
+
 def _matches(words: list[str], normalized: str) -> list[str]:
-    return [w for w in words if w and re.search(r"(?<![a-z0-9])" + re.escape(w) + r"(?![a-z0-9])", normalized)]
+    if not any(words):
+        return []
+    found = set(_word_pattern(tuple(words)).findall(normalized))
+    return [w for w in words if w in found]
+
+
+def with_overrides(thresholds: dict, overrides: dict | None) -> dict[str, dict[str, float]]:
+    """Return a copy of per-label thresholds with per-label overrides applied on top.
+
+    A label only the overrides name starts from "never" (1.0) for the limit they leave out.
+    """
+    merged = {label: dict(limits) for label, limits in thresholds.items()}
+    for label, limits in (overrides or {}).items():
+        merged.setdefault(label, {"review_at": 1.0, "reject_at": 1.0}).update(limits)
+    return merged
 
 
 def thresholds_for(rules: Rules, section: str | None) -> dict[str, dict[str, float]]:
     """Return the global thresholds with the section's overrides applied."""
-    merged = {label: dict(limits) for label, limits in rules.thresholds.items()}
-    for label, limits in rules.section_thresholds.get(section or "", {}).items():
-        merged.setdefault(label, {"review_at": 1.0, "reject_at": 1.0}).update(limits)
-    return merged
+    return with_overrides(rules.thresholds, rules.section_thresholds.get(section or ""))
 
 
 def evaluate(scores: dict[str, float] | None, facts: Facts, history: History, rules: Rules) -> Decision:

@@ -91,11 +91,16 @@ class FastScorer:
     def _bigram_columns(self, sequence: list[str]) -> np.ndarray:
         return self._columns((f"{a} {b}" for a, b in zip(sequence, sequence[1:])), self.word_vocabulary)
 
-    def _vectors(self, normalized: str) -> tuple[_Block, _Block]:
+    def _comment_columns(self, normalized: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return one comment's word and char feature columns, repeats kept (they are the counts)."""
         tokens = [self._token(t) for t in normalized.split()]
         sequence = [w for token in tokens for w in token.words]
         word_columns = np.concatenate([t.word_columns for t in tokens] + [self._bigram_columns(sequence)])
         char_columns = np.concatenate([t.char_columns for t in tokens]) if tokens else _EMPTY
+        return word_columns, char_columns
+
+    def _vectors(self, normalized: str) -> tuple[_Block, _Block]:
+        word_columns, char_columns = self._comment_columns(normalized)
         return _Block.build(word_columns, self.word_idf), _Block.build(char_columns, self.char_idf)
 
     def _logits(self, word_block: _Block, char_block: _Block) -> np.ndarray:
@@ -163,19 +168,11 @@ class FastScorer:
         Same numbers as `score`, but the TF-IDF arithmetic and the products run once over
         one sparse matrix per block instead of once per comment.
         """
-        word_parts, char_parts, word_sizes, char_sizes = [], [], [], []
-        for text in texts:
-            tokens = [self._token(t) for t in normalize(text).split()]
-            sequence = [w for token in tokens for w in token.words]
-            parts = [t.word_columns for t in tokens] + [self._bigram_columns(sequence)]
-            word_parts += parts
-            word_sizes.append(sum(part.size for part in parts))
-            char_parts += [t.char_columns for t in tokens]
-            char_sizes.append(sum(t.char_columns.size for t in tokens))
+        word_parts, char_parts = zip(*(self._comment_columns(normalize(text)) for text in texts)) if texts else ((), ())
         logits = np.tile(self.intercept, (len(texts), 1))
-        for parts, sizes, idf, weights in ((word_parts, word_sizes, self.word_idf, self.word_weights), (char_parts, char_sizes, self.char_idf, self.char_weights)):
+        for parts, idf, weights in ((word_parts, self.word_idf, self.word_weights), (char_parts, self.char_idf, self.char_weights)):
             columns = np.concatenate(parts) if parts else _EMPTY
-            indptr = np.concatenate([[0], np.cumsum(sizes)])
+            indptr = np.concatenate([[0], np.cumsum([part.size for part in parts])])
             matrix = sparse.csr_matrix((np.ones(columns.size), columns, indptr), shape=(len(texts), idf.size))
             matrix.sum_duplicates()  # counts per (comment, feature)
             matrix.data = (1.0 + np.log(matrix.data)) * idf[matrix.indices]

@@ -19,11 +19,11 @@ from typing import Callable, Iterable
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import Pipeline, make_union
 
 from moderation.model import ModerationModel
 from training.datasets import Example
+from training.evaluate import ranking
 from training.fit import KINDS
 from training.train import TrainingConfig, label_rows, split, train_model
 
@@ -79,13 +79,6 @@ def model_scorer(model: ModerationModel, label: str) -> Scorer:
     """Return a scorer for one label of one of our multi-label models."""
     column = model.labels.index(label)
     return lambda texts: model.predict_proba(texts)[:, column]
-
-
-def ranking(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """ROC AUC and average precision: threshold-free, so every candidate is judged alike."""
-    if len(set(y.tolist())) < 2:
-        return {"roc_auc": float("nan"), "average_precision": float("nan")}
-    return {"roc_auc": float(roc_auc_score(y, p)), "average_precision": float(average_precision_score(y, p))}
 
 
 def only_label(examples: Iterable[Example], label: str) -> list[Example]:

@@ -31,14 +31,19 @@ def workload(p: np.ndarray, y: np.ndarray, review_at: float, reject_at: float) -
     }
 
 
+def ranking(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """ROC AUC and average precision: threshold-free, so every candidate is judged alike (NaN with one class)."""
+    if len(set(y.tolist())) < 2:
+        return {"roc_auc": float("nan"), "average_precision": float("nan")}
+    return {"roc_auc": float(roc_auc_score(y, p)), "average_precision": float(average_precision_score(y, p))}
+
+
 def label_metrics(p: np.ndarray, y: np.ndarray, thresholds: dict[str, float]) -> dict[str, float]:
     """Return ROC AUC, average precision, F1 at both thresholds and the workload."""
-    both = len(set(y.tolist())) == 2
     return {
         "rows": int(len(y)),
         "positives": int(y.sum()),
-        "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
-        "average_precision": float(average_precision_score(y, p)) if both else float("nan"),
+        **ranking(y, p),
         "f1_at_review": float(f1_score(y, p >= thresholds["review_at"], zero_division=0)),
         "f1_at_reject": float(f1_score(y, p >= thresholds["reject_at"], zero_division=0)),
         **workload(p, y, thresholds["review_at"], thresholds["reject_at"]),
