@@ -32,6 +32,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_SCHEMA", None, "PostgreSQL schema (search_path) to use; lets several installations or test runs share one database."),
     Setting("MAX_TEXT_CHARS", 10_000, "Longest comment text accepted, in characters (longer: 422)."),
     Setting("MAX_BODY_BYTES", 256 * 1024, "Largest request body accepted, in bytes (larger: 413)."),
+    Setting("API_KEY_CACHE_SECONDS", 5, "How long each worker trusts a looked-up live API key; a revoked key is refused within this time (0: look up every request)."),
     Setting("RATE_LIMIT", "10 per minute", "Comments allowed per author email and per IP address (more: 429 with Retry-After)."),
     Setting("RATELIMIT_STORAGE_URI", "memory://", "Where rate-limit counters live; redis://host:6379 lets several API hosts share them."),
     Setting("MAX_LINKS", 2, "Comments with more links than this are held for review."),

@@ -71,16 +71,51 @@ def test_invalid_input_stores_nothing(api):
     assert api.get("/api/v1/queue").get_json()["comments"] == []
 
 
-def test_missing_unknown_and_revoked_keys_are_401(api):
-    assert_error(api.client.post("/api/v1/comments", json={"text": "hi"}), 401, "unauthorized")
-    assert_error(post(api, {"text": "hi"}, headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
+def _revoke(api, name: str = "site-test") -> None:
     from sqlalchemy.orm import Session
 
     from moderation import store
 
     with Session(api.app.extensions["moderation.engine"]) as session:
-        assert store.revoke_key(session, "site-test")
+        assert store.revoke_key(session, name)
+
+
+def test_missing_unknown_and_revoked_keys_are_401(make_api):
+    api = make_api(API_KEY_CACHE_SECONDS=0)
+    assert_error(api.client.post("/api/v1/comments", json={"text": "hi"}), 401, "unauthorized")
+    assert_error(post(api, {"text": "hi"}, headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
+    assert post(api, {"text": "hi"}).status_code == 201
+    _revoke(api)
     assert_error(post(api, {"text": "hi"}), 401, "unauthorized")
+
+
+def test_a_revoked_key_is_refused_once_the_key_cache_time_has_passed(make_api, monkeypatch):
+    import time
+
+    from moderation import auth
+
+    api = make_api(API_KEY_CACHE_SECONDS=5)
+    now = [time.monotonic()]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    assert post(api, {"text": "first"}).status_code == 201  # looked up and remembered
+    _revoke(api)
+    now[0] += 4.9
+    assert post(api, {"text": "second"}).status_code == 201  # the documented grace: at most API_KEY_CACHE_SECONDS
+    now[0] += 0.2
+    assert_error(post(api, {"text": "third"}), 401, "unauthorized")
+    assert_error(post(api, {"text": "fourth"}), 401, "unauthorized")  # a refused key is not remembered as live
+
+
+def test_an_unknown_key_is_not_remembered(make_api):
+    api = make_api(API_KEY_CACHE_SECONDS=60)
+    from sqlalchemy.orm import Session
+
+    from moderation import store
+
+    assert_error(post(api, {"text": "hi"}, headers={"Authorization": "Bearer cm_s_later"}), 401, "unauthorized")
+    with Session(api.app.extensions["moderation.engine"]) as session:
+        raw = store.create_key(session, "site-later", "site")
+    assert post(api, {"text": "hi"}, headers={"Authorization": f"Bearer {raw}"}).status_code == 201
 
 
 def test_the_wrong_kind_of_key_is_403(api):
