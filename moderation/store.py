@@ -43,10 +43,16 @@ def text_hash(normalized: str) -> str:
 # building and compiling a select() per call cost three times the query itself.
 _DATETIME, _JSON = DateTime(timezone=True), JSON()
 _EXTERNAL_ID = text("SELECT id FROM comments WHERE site = :site AND external_id = :external_id")
-_HISTORY = text("SELECT status, count(*) FROM comments WHERE author_email = :email AND NOT discarded GROUP BY status")
-_DUPLICATE = {
-    who: text(f"SELECT id FROM comments WHERE text_hash = :digest AND created_at >= :since AND ({clause}) LIMIT 1")
-    .bindparams(bindparam("since", type_=_DATETIME))
+# What the policy needs to know about the author, in one round trip: has this normalised
+# text come from them (by email or IP) within the window, and how were their comments decided?
+_AUTHOR_FACTS = {
+    who: text(
+        "SELECT EXISTS (SELECT 1 FROM comments WHERE text_hash = :digest AND created_at >= :since"
+        f" AND ({clause})) AS duplicate, h.approved, h.rejected FROM ("
+        " SELECT coalesce(sum(CASE WHEN status = :published THEN 1 ELSE 0 END), 0) AS approved,"
+        " coalesce(sum(CASE WHEN status = :rejected THEN 1 ELSE 0 END), 0) AS rejected"
+        " FROM comments WHERE author_email = :email AND NOT discarded) AS h"
+    ).bindparams(bindparam("since", type_=_DATETIME))
     for who, clause in (("both", "author_email = :email OR author_ip = :ip"), ("email", "author_email = :email"), ("ip", "author_ip = :ip"))
 }
 _COMMENT_COLUMNS = [c.name for c in Comment.__table__.columns if c.name != "id"]
@@ -68,21 +74,17 @@ def get_comment(session: Session, comment_id: int) -> Comment | None:
     return session.get(Comment, comment_id)
 
 
-def author_history(session: Session, email: str | None) -> History:
-    """Count the author's published and rejected comments (by email address)."""
-    if not email:
-        return History()
-    counts = dict(session.connection().execute(_HISTORY, {"email": email}).all())
-    return History(approved=counts.get(PUBLISHED, 0), rejected=counts.get(REJECTED, 0))
-
-
-def is_duplicate(session: Session, digest: str, email: str | None, ip: str | None, window: timedelta) -> bool:
-    """Has the same normalised text come from this author or IP address within ``window``?"""
+def author_facts(session: Session, digest: str, email: str | None, ip: str | None, window: timedelta) -> tuple[bool, History]:
+    """Return (duplicate, history): has the same normalised text come from this author or IP
+    address within ``window``, and how many of the author's comments (by email) were published
+    and rejected."""
     if not email and not ip:
-        return False
-    query = _DUPLICATE["both" if email and ip else "email" if email else "ip"]
-    found = session.connection().scalar(query, {"digest": digest, "since": utcnow() - window, "email": email, "ip": ip})
-    return found is not None
+        return False, History()
+    query = _AUTHOR_FACTS["both" if email and ip else "email" if email else "ip"]
+    duplicate, approved, rejected = session.connection().execute(query, {
+        "digest": digest, "since": utcnow() - window, "email": email, "ip": ip, "published": PUBLISHED, "rejected": REJECTED,
+    }).one()
+    return bool(duplicate), History(approved=int(approved), rejected=int(rejected))
 
 
 def add_comment(session: Session, values: dict, *, actor: str = "model") -> Comment:
