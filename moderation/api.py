@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from moderation import store, validation
 from moderation.auth import current_key, require
-from moderation.db import get_session
+from moderation.db import get_session, open_autocommit_session
 from moderation.errors import ApiError
 from moderation.intake import submit
 from moderation.schema import STATUSES, AuditEntry, Comment
@@ -75,6 +75,15 @@ def _created(comment: Comment, status: int):
     response.status_code = status
     response.headers["Location"] = url_for("api.get_comment", comment_id=comment.id)
     return response
+
+
+@bp.before_request
+def _intake_without_transactions():
+    """Intake only reads, then writes the comment and its audit entry in one statement
+    (`store.add_comment`), so it needs no transaction of its own: runs before the rate
+    limiter's and the key's lookups."""
+    if request.endpoint == "api.create_comment":
+        open_autocommit_session()
 
 
 @bp.post("/comments")

@@ -100,6 +100,9 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"], app.config.get("DATABASE_SCHEMA"))
     app.extensions["moderation.engine"] = engine
     app.extensions["moderation.sessions"] = sessionmaker(engine, expire_on_commit=False)
+    # PostgreSQL only: SQLite's driver already starts a transaction only before a write.
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+    app.extensions["moderation.autocommit_sessions"] = sessionmaker(autocommit, expire_on_commit=False)
     app.teardown_appcontext(close_session)
 
 
@@ -111,6 +114,19 @@ def get_session() -> Session:
     """Return this request's session, opening it on first use."""
     if "db_session" not in g:
         g.db_session = current_app.extensions["moderation.sessions"]()
+    return g.db_session
+
+
+def open_autocommit_session() -> Session:
+    """Open this request's session in autocommit mode, before anything else uses one.
+
+    For views whose every write is a single statement: on PostgreSQL each statement then
+    commits on its own, saving the BEGIN and COMMIT round trips (durability is the same:
+    the server has committed before it answers). Elsewhere, the usual session.
+    """
+    if "db_session" in g:
+        raise RuntimeError("this request already has a database session")
+    g.db_session = current_app.extensions["moderation.autocommit_sessions"]()
     return g.db_session
 
 

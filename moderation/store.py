@@ -55,14 +55,22 @@ _AUTHOR_FACTS = {
     ).bindparams(bindparam("since", type_=_DATETIME))
     for who, clause in (("both", "author_email = :email OR author_ip = :ip"), ("email", "author_email = :email"), ("ip", "author_ip = :ip"))
 }
-_COMMENT_COLUMNS = [c.name for c in Comment.__table__.columns if c.name != "id"]
-_INSERT_COMMENT = text(
-    f"INSERT INTO comments ({', '.join(_COMMENT_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COMMENT_COLUMNS)}) RETURNING id"
-).bindparams(*(bindparam(c.name, type_=c.type) for c in Comment.__table__.columns if c.name != "id"))
-_AUDIT_COLUMNS = [c.name for c in AuditEntry.__table__.columns if c.name != "id"]
+_COMMENT_COLUMNS = [c for c in Comment.__table__.columns if c.name != "id"]
+_AUDIT_COLUMNS = [c for c in AuditEntry.__table__.columns if c.name != "id"]
+_COMMENT_SQL = (f"INSERT INTO comments ({', '.join(c.name for c in _COMMENT_COLUMNS)}) "
+                f"VALUES ({', '.join(':' + c.name for c in _COMMENT_COLUMNS)}) RETURNING id")
+_INSERT_COMMENT = text(_COMMENT_SQL).bindparams(*(bindparam(c.name, type_=c.type) for c in _COMMENT_COLUMNS))
 _INSERT_AUDIT = text(
-    f"INSERT INTO audit_log ({', '.join(_AUDIT_COLUMNS)}) VALUES ({', '.join(':' + c for c in _AUDIT_COLUMNS)})"
-).bindparams(*(bindparam(c.name, type_=c.type) for c in AuditEntry.__table__.columns if c.name != "id"))
+    f"INSERT INTO audit_log ({', '.join(c.name for c in _AUDIT_COLUMNS)}) VALUES ({', '.join(':' + c.name for c in _AUDIT_COLUMNS)})"
+).bindparams(*(bindparam(c.name, type_=c.type) for c in _AUDIT_COLUMNS))
+# PostgreSQL: the comment and its audit entry in one statement, atomic on its own, so intake
+# needs no BEGIN and COMMIT round trips (SQLite has no INSERT inside WITH). The audit entry
+# shares the comment's scores, model_version and created_at binds.
+_AUDIT_BINDS = [c for c in _AUDIT_COLUMNS if c.name not in ("comment_id", "scores", "model_version", "created_at")]
+_INSERT_COMMENT_AND_AUDIT = text(
+    f"WITH c AS ({_COMMENT_SQL}) INSERT INTO audit_log ({', '.join(c.name for c in _AUDIT_COLUMNS)}) "
+    f"VALUES ({', '.join('(SELECT id FROM c)' if c.name == 'comment_id' else ':' + c.name for c in _AUDIT_COLUMNS)}) RETURNING comment_id"
+).bindparams(*(bindparam(c.name, type_=c.type) for c in _COMMENT_COLUMNS + _AUDIT_BINDS))
 
 
 def find_by_external_id(session: Session, site: str, external_id: str) -> Comment | None:
@@ -88,16 +96,22 @@ def author_facts(session: Session, digest: str, email: str | None, ip: str | Non
 
 
 def add_comment(session: Session, values: dict, *, actor: str = "model") -> Comment:
-    """Store a new comment with the audit entry of its automatic decision, in one transaction."""
+    """Store a new comment with the audit entry of its automatic decision, in one transaction.
+
+    Committed before this returns. On PostgreSQL that is one statement (which commits on its
+    own when the session is in autocommit mode, see `db.get_session`).
+    """
     now = utcnow()
     values = {**values, "created_at": now, "updated_at": now}
+    audit = {"actor": actor, "action": values["decision"], "reason": None, "note": "; ".join(values["reasons"]) or None,
+             "previous_status": None, "new_status": values["status"]}
     connection = session.connection()
-    comment_id = connection.scalar(_INSERT_COMMENT, values)
-    connection.execute(_INSERT_AUDIT, {
-        "comment_id": comment_id, "actor": actor, "action": values["decision"], "reason": None,
-        "note": "; ".join(values["reasons"]) or None, "previous_status": None, "new_status": values["status"],
-        "scores": values["scores"], "model_version": values["model_version"], "created_at": now,
-    })
+    if connection.dialect.name == "postgresql":
+        comment_id = connection.scalar(_INSERT_COMMENT_AND_AUDIT, {**values, **audit})
+    else:
+        comment_id = connection.scalar(_INSERT_COMMENT, values)
+        connection.execute(_INSERT_AUDIT, {**audit, "comment_id": comment_id, "scores": values["scores"],
+                                           "model_version": values["model_version"], "created_at": now})
     session.commit()
     return Comment(id=comment_id, **values)  # what was stored, without reading it back
 
