@@ -7,6 +7,7 @@ block the writer. PostgreSQL URLs as hosting platforms hand them out
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from alembic import command
@@ -14,7 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app, g
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,7 +55,37 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
 
         return engine
     connect_args = {"options": f"-c search_path={schema}"} if schema else {}
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+    engine = create_engine(url, pool_size=5, max_overflow=10, connect_args=connect_args)
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it sat idle for PING_AFTER_IDLE_SECONDS.
+
+    pool_pre_ping would cost a round trip on every request. Connections that were in use
+    a moment ago are trusted; those that sat idle (when restarts and dropped idle
+    connections happen) are checked, and a dead one is replaced before the request sees
+    it. A connection killed in the second since its last use fails its request once, and
+    SQLAlchemy then replaces every pooled connection (error-driven reconnect).
+    """
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _used(_dbapi_connection, record):
+        record.info["last_used"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy):
+        if time.monotonic() - record.info.get("last_used", 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.DisconnectionError(f"pooled connection is dead: {error}") from error  # the pool connects anew
 
 
 def alembic_config(engine: Engine) -> Config:
