@@ -244,6 +244,88 @@ def keys_revoke(name: str) -> None:
     click.echo(f"revoked {name}")
 
 
+@cli.group("users")
+def users_group() -> None:
+    """Accounts for the review desk (/moderate): moderators and admins."""
+
+
+def _read_password() -> str:
+    """Ask twice at a terminal; otherwise read the first line of stdin (for scripts)."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    line = sys.stdin.readline()
+    if not line.strip():
+        _fail("no password on stdin: pipe one in, or run this at a terminal to be asked")
+    return line.rstrip("\r\n")
+
+
+def _accounts(action, *args) -> None:
+    from sqlalchemy.orm import Session
+
+    from moderation.accounts import AccountError
+
+    with Session(_engine()) as session:
+        try:
+            action(session, *args)
+        except AccountError as error:
+            _fail(str(error))
+
+
+@users_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["moderator", "admin"]), default="moderator", show_default=True,
+              help="Admins also manage users.")
+def users_add(name: str, role: str) -> None:
+    """Add a desk user; the password is asked at a prompt, or read from stdin when it is not a terminal."""
+    from moderation import accounts
+
+    _accounts(accounts.add_user, name, role, _read_password())
+    click.echo(f"added {role} {name}")
+
+
+@users_group.command("list")
+def users_list() -> None:
+    """List desk users with their role and state."""
+    from sqlalchemy.orm import Session
+
+    from moderation import accounts
+
+    with Session(_engine()) as session:
+        for user in accounts.list_users(session):
+            state = "disabled" if user.disabled_at else f"{user.failed_logins} failed sign-ins" if user.failed_logins else "active"
+            click.echo(f"{user.name}\t{user.role}\tcreated {user.created_at:%Y-%m-%d}\t{state}")
+
+
+@users_group.command("passwd")
+@click.argument("name")
+def users_passwd(name: str) -> None:
+    """Set a new password (prompt or stdin); the user's open sessions end."""
+    from moderation import accounts
+
+    _accounts(accounts.set_password, name, _read_password())
+    click.echo(f"password changed for {name}")
+
+
+@users_group.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Disable an account and end its sessions (its decisions stay in the audit log)."""
+    from moderation import accounts
+
+    _accounts(accounts.disable_user, name)
+    click.echo(f"disabled {name}")
+
+
+@users_group.command("unlock")
+@click.argument("name")
+def users_unlock(name: str) -> None:
+    """Unlock an account locked after repeated failed sign-ins."""
+    from moderation import accounts
+
+    _accounts(accounts.unlock_user, name)
+    click.echo(f"unlocked {name}")
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

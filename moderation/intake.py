@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from moderation import language, metrics, store
+from moderation import bans, language, metrics, store
 from moderation.assessor import Assessor
 from moderation.errors import ApiError
 from moderation.policy import Facts, Rules, evaluate
@@ -68,6 +68,7 @@ def submit(session: Session, new: NewComment, *, site: str, assessor: Assessor |
     facts = Facts(
         normalized=normalized, section=new.article["section"], language=detected, language_confidence=confidence,
         duplicate=store.is_duplicate(session, digest, new.author["email"], new.author["ip"], duplicate_window),
+        banned=bans.is_banned(session, new.author["email"], new.author["ip"]),
     )
     history = store.author_history(session, new.author["email"])
     scores = assessed["scores"] if assessed else None
