@@ -59,4 +59,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     limits.init_app(app)
+    from moderation import desk
+
+    desk.init_app(app)  # after the limiter: the sign-in form has its own limit
     return app

@@ -137,7 +137,7 @@ def history_of(session: Session, comment_id: int) -> list[AuditEntry]:
 
 @dataclass
 class QueueFilter:
-    status: str = PENDING
+    status: str | None = PENDING  # None: every status
     label: str | None = None
     label_at: float = 0.5  # a label filter keeps comments scoring at least this
     article: str | None = None
@@ -164,13 +164,11 @@ def decode_cursor(cursor: str) -> list:
     return values
 
 
-def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: str | None = None, limit: int = 50) -> tuple[list[Comment], str | None]:
-    """Return one page of comments and the cursor of the next page (None at the end).
-
-    Keyset pagination on (risk desc, id desc) or (created_at asc, id asc): a page never
-    repeats or skips a comment because others arrived or left meanwhile.
-    """
-    conditions = [Comment.status == where.status, Comment.discarded.is_(False)]
+def _matching(where: QueueFilter) -> list:
+    """SQL conditions for a filter; ``status`` None matches every status."""
+    conditions = [Comment.discarded.is_(False)]
+    if where.status is not None:
+        conditions.append(Comment.status == where.status)
     if where.label:
         conditions.append(Comment.scores[where.label].as_float() >= where.label_at)
     for column, value in ((Comment.article_id, where.article), (Comment.article_section, where.section),
@@ -182,6 +180,16 @@ def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: s
         conditions.append(Comment.created_at <= now - where.older_than)
     if where.newer_than is not None:
         conditions.append(Comment.created_at >= now - where.newer_than)
+    return conditions
+
+
+def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: str | None = None, limit: int = 50) -> tuple[list[Comment], str | None]:
+    """Return one page of comments and the cursor of the next page (None at the end).
+
+    Keyset pagination on (risk desc, id desc) or (created_at asc, id asc): a page never
+    repeats or skips a comment because others arrived or left meanwhile.
+    """
+    conditions = _matching(where)
     if sort == "risk":
         order = (Comment.risk.desc(), Comment.id.desc())
         if cursor:
@@ -271,3 +279,36 @@ def revoke_key(session: Session, name: str) -> bool:
     result = session.execute(update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow()))
     session.commit()
     return result.rowcount == 1
+
+
+# --- the review desk ----------------------------------------------------------------------
+
+
+def count_matching(session: Session, where: QueueFilter) -> dict[str, int]:
+    """Comments matching the filter (whatever its status), counted per status."""
+    conditions = _matching(QueueFilter(**{**where.__dict__, "status": None}))
+    rows = session.execute(select(Comment.status, func.count()).where(*conditions).group_by(Comment.status)).all()
+    return {status: 0 for status in (PENDING, REJECTED, PUBLISHED)} | dict(rows)
+
+
+def matching_ids(session: Session, where: QueueFilter, limit: int) -> list[int]:
+    """Ids of the comments matching the filter, riskiest first: the target of a bulk action on a filter."""
+    query = select(Comment.id).where(*_matching(where)).order_by(Comment.risk.desc(), Comment.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def comments_by_author(session: Session, *, email: str | None = None, ip: str | None = None, limit: int = 50) -> tuple[dict[str, int], list[Comment]]:
+    """An author's record (counts per status, discarded spam included) and latest comments, by email or IP address."""
+    column, value = (Comment.author_email, email) if email else (Comment.author_ip, ip)
+    counts = dict(session.execute(select(Comment.status, func.count()).where(column == value).group_by(Comment.status)).all())
+    latest = list(session.scalars(select(Comment).where(column == value).order_by(Comment.id.desc()).limit(limit)))
+    return {status: counts.get(status, 0) for status in (PUBLISHED, PENDING, REJECTED)}, latest
+
+
+def last_entry(session: Session, comment_id: int) -> AuditEntry | None:
+    """The latest thing that happened to a comment: who decided it, and when."""
+    return session.scalar(select(AuditEntry).where(AuditEntry.comment_id == comment_id).order_by(AuditEntry.id.desc()).limit(1))
+
+
+def audit_actors(session: Session) -> list[str]:
+    return list(session.scalars(select(AuditEntry.actor).distinct().order_by(AuditEntry.actor)))
