@@ -179,3 +179,64 @@ def make_api(database, tiny_bundle, tmp_path):
 @pytest.fixture
 def api(make_api) -> Api:
     return make_api()
+
+
+# --- the review desk -----------------------------------------------------------------------
+
+import re  # noqa: E402
+
+from moderation import accounts  # noqa: E402
+
+PASSWORD = "correct horse battery staple"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Desk:
+    """A browser-like client of the review desk: signs in, keeps the CSRF token, posts forms."""
+
+    def __init__(self, api: Api):
+        self.api = api
+        self.app = api.app
+        self.client = api.app.test_client()
+        self.token = None
+
+    def add_user(self, name: str, role: str = "moderator", password: str = PASSWORD) -> None:
+        with Session(self.app.extensions["moderation.engine"]) as session:
+            accounts.add_user(session, name, role, password)
+
+    def csrf(self, page: str = "/moderate/login") -> str:
+        found = _CSRF.search(self.client.get(page, follow_redirects=True).get_data(as_text=True))
+        assert found, f"no CSRF token on {page}"
+        self.token = found.group(1)
+        return self.token
+
+    def login(self, name: str, password: str = PASSWORD):
+        response = self.client.post("/moderate/login", data={"name": name, "password": password, "csrf_token": self.csrf()})
+        self.token = None  # signing in starts a new session, with a new CSRF token
+        return response
+
+    def post(self, path: str, data: dict | None = None, *, json: bool = False, **kwargs):
+        headers = {"Accept": "application/json"} if json else {}
+        body = {"csrf_token": self.token or self.csrf(), **(data or {})}
+        return self.client.post(path, data=body, headers=headers, **kwargs)
+
+    def decide(self, ids, verdict: str = "approve", *, json: bool = False, follow_redirects: bool = False, **fields):
+        ids = [ids] if isinstance(ids, int) else list(ids)
+        body = {"ids": [str(i) for i in ids], "verdict": verdict, **fields}
+        return self.post("/moderate/decide", body, json=json, follow_redirects=follow_redirects)
+
+    def page(self, path: str) -> str:
+        response = self.client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        return response.get_data(as_text=True)
+
+
+@pytest.fixture
+def desk(api) -> Desk:
+    """A desk client signed in as moderator 'mia', with an admin 'ada' and another moderator 'max' existing."""
+    desk = Desk(api)
+    desk.add_user("mia")
+    desk.add_user("max")
+    desk.add_user("ada", "admin")
+    assert desk.login("mia").status_code == 302
+    return desk
