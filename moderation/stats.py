@@ -78,10 +78,10 @@ def decisions_per_day(session: Session, since: datetime, days: int) -> list[DayC
     moment = AuditEntry.created_at
     if session.get_bind().dialect.name == "postgresql":
         moment = func.timezone("UTC", moment)  # days in UTC, whatever the server's time zone
-    day = func.date(moment)
+    day, by_model = func.date(moment), AuditEntry.actor == MODEL  # one object each: PostgreSQL must see the same bind in GROUP BY
     rows = session.execute(
-        select(day, AuditEntry.actor == MODEL, AuditEntry.action, func.count())
-        .where(AuditEntry.created_at >= since).group_by(day, AuditEntry.actor == MODEL, AuditEntry.action)
+        select(day, by_model, AuditEntry.action, func.count())
+        .where(AuditEntry.created_at >= since).group_by(day, by_model, AuditEntry.action)
     ).all()
     first = since.date()
     counts = {first + timedelta(days=n): DayCounts(first + timedelta(days=n)) for n in range(days + 1)}

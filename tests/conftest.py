@@ -240,3 +240,15 @@ def desk(api) -> Desk:
     desk.add_user("ada", "admin")
     assert desk.login("mia").status_code == 302
     return desk
+
+
+# Screenshots from the browser tests: kept after the run, listed in its summary.
+SCREENSHOTS = Path(os.environ.get("MODERATION_TEST_SCREENSHOTS", Path(__file__).resolve().parents[1] / "test-artifacts" / "desk"))
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+_SESSION_START = __import__("time").time()
+
+
+def pytest_terminal_summary(terminalreporter):
+    fresh = sorted(p.name for p in SCREENSHOTS.glob("*.png") if p.stat().st_mtime >= _SESSION_START)
+    if fresh:
+        terminalreporter.write_line(f"desk screenshots ({', '.join(fresh)}) saved in {SCREENSHOTS}")
