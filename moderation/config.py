@@ -54,6 +54,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOGIN_LOCKOUT_SECONDS", 900, "How long a locked account stays locked (an admin can unlock it sooner)."),
     Setting("LOGIN_RATE_LIMIT", "30 per 10 minutes", "Sign-in attempts allowed per IP address, whatever the account."),
     Setting("DESK_PAGE_SIZE", 25, "Comments per page in the review desk."),
+    Setting("MODELS_DIR", None, "The model registry: one bundle folder per version. Default: INSTANCE_DIR/models."),
+    Setting("MODEL_CHECK_SECONDS", 5.0, "How often each worker asks which model version is live, and swaps a new one in."),
+    Setting("SITE_LABEL_WEIGHT", 3.0, "How much more a moderator's decision weighs in training than a public dataset row."),
+    Setting("SITE_HOLDOUT_SHARE", 0.2, "Newest share of the site's decisions kept out of training to judge champion and challenger."),
+    Setting("PROMOTION_TOLERANCE", 0.01, "How much ROC AUC a challenger may lose on any public dev set and still be promoted."),
     Setting("GROUP_SIMILARITY", 0.8, "Cosine similarity (character n-grams) at which held comments are grouped as near-duplicates."),
 )
 

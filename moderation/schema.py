@@ -1,4 +1,4 @@
-"""The tables: comments, their append-only audit log, API keys, and the review desk's users, sessions and bans.
+"""The tables: comments, their append-only audit log, API keys, the review desk's users, sessions and bans, and the model registry.
 
 Alembic migrations (moderation/migrations) own the schema in every database; these
 classes describe it for queries. JSON columns hold model output as it was at the time.
@@ -131,5 +131,30 @@ class Ban(Base):
     kind: Mapped[str] = mapped_column(String(10))  # "email" or "ip"
     value: Mapped[str] = mapped_column(String(320))
     created_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelVersion(Base):
+    """A model bundle kept in the registry (INSTANCE_DIR/models/<version>), live or not."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1000))  # bundle folder, relative to the registry folder
+    sha256: Mapped[str] = mapped_column(String(64))  # of the joblib file, from the manifest
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)  # e.g. the retrain verdict
+
+
+class Promotion(Base):
+    """Which version went live, when, by whom and why. Append-only: the newest row names the live model."""
+
+    __tablename__ = "model_promotions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(100), ForeignKey("model_versions.version"))
+    action: Mapped[str] = mapped_column(String(20))  # "promote" or "rollback"
+    actor: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
