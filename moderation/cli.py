@@ -25,10 +25,28 @@ def _load_assessor(model_dir: str | None):
 
     config = load_config()
     try:
-        model = bundle.load(Path(model_dir or config["MODEL_DIR"]))
+        model = bundle.load(Path(model_dir) if model_dir else _live_model_dir(config))
     except bundle.BundleError as error:
         _fail(str(error))
     return Assessor.from_config(model, config)
+
+
+def _live_model_dir(config: dict) -> Path:
+    """The registry's live version when the database says so, else the configured MODEL_DIR."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from moderation import registry
+    from moderation.db import make_engine
+
+    engine = make_engine(config["DATABASE_URL"], config["DATABASE_SCHEMA"])
+    try:
+        with Session(engine) as session:
+            return registry.live_bundle_dir(session, config)
+    except SQLAlchemyError:  # no database yet (or no registry table): the default bundle
+        return Path(config["MODEL_DIR"])
+    finally:
+        engine.dispose()
 
 
 @click.group()
@@ -107,7 +125,7 @@ def _truth(rows, label: str, column: str) -> list[int]:
 
 
 @cli.command()
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the configured MODEL_DIR).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the live model: the registry's live version, else MODEL_DIR).")
 @click.option("--input", "input_path", required=True, help="CSV or JSON Lines file with a text column and label columns.")
 @click.option("--label-column", "label_columns", multiple=True, help="LABEL or LABEL=COLUMN; repeat for several. Default: every model label present as a column.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default="report", show_default=True, help="Folder for report.md, metrics.json and plots.")
@@ -143,7 +161,7 @@ def evaluate(model_dir, input_path, label_columns, report_dir) -> None:
 @cli.command()
 @click.argument("text", required=False)
 @click.option("--input", "input_path", help="CSV (text column) or JSON Lines (\"text\" field) file; - for stdin. Writes JSON Lines.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the configured MODEL_DIR).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the live model: the registry's live version, else MODEL_DIR).")
 @click.option("--terms/--no-terms", default=True, show_default=True, help="Explain each score (--no-terms is several times faster on big files).")
 def score(text, input_path, model_dir, terms) -> None:
     """Score one comment (TEXT) or every comment of a file."""
@@ -173,10 +191,13 @@ def main() -> None:
 
 
 def _engine():
+    """An engine for this command, disposed (connections closed) when the command ends."""
     from moderation.db import make_engine
 
     config = load_config()
-    return make_engine(config["DATABASE_URL"], config["DATABASE_SCHEMA"])
+    engine = make_engine(config["DATABASE_URL"], config["DATABASE_SCHEMA"])
+    click.get_current_context().call_on_close(engine.dispose)
+    return engine
 
 
 @cli.group("db")
@@ -326,11 +347,172 @@ def users_unlock(name: str) -> None:
     click.echo(f"unlocked {name}")
 
 
+# --- the learning loop ------------------------------------------------------------------
+
+
+def _since(value: str | None):
+    from datetime import datetime, timezone
+
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--since {value!r} is not a date (YYYY-MM-DD) or ISO time")
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@cli.command("export-labels")
+@click.option("--since", help="Only decisions made on or after this date (YYYY-MM-DD, UTC).")
+@click.option("--out", "out_path", required=True, help="CSV file to write (- for stdout): text, spam, toxic, decided_at.")
+def export_labels(since: str | None, out_path: str) -> None:
+    """Write the moderators' decisions as training labels (no names, emails or addresses)."""
+    from sqlalchemy.orm import Session
+
+    from moderation import labels
+
+    with Session(_engine()) as session:
+        rows = labels.site_labels(session, _since(since))
+    if out_path == "-":
+        labels.write_csv(rows, sys.stdout)
+        return
+    with open(out_path, "w", newline="", encoding="utf-8") as handle:
+        count = labels.write_csv(rows, handle)
+    click.echo(f"{count} labelled comments written to {out_path}", err=True)
+
+
+@cli.command()
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), envvar="MODERATION_DATA_DIR", help="Folder with the public datasets (default ../shared/data).")
+@click.option("--datasets", help="Comma-separated public dataset names to use (default: all available).")
+@click.option("--open-licenses-only", is_flag=True, help="Skip datasets without an open license.")
+@click.option("--kind", type=click.Choice(["logreg", "nbsvm", "svm", "ensemble"]), default="ensemble", show_default=True)
+@click.option("--force", is_flag=True, help="Promote the challenger even if it is not judged better.")
+def retrain(data_dir, datasets, open_licenses_only, kind, force) -> None:
+    """Train a challenger on the public sets plus the site's decisions; promote it only if it is better."""
+    import shutil
+    import uuid
+
+    from sqlalchemy.orm import Session
+
+    from moderation import labels, registry
+    from training.datasets import default_data_dir
+    from training.report import markdown_table
+    from training.retrain import retrain as run_retrain
+    from training.train import TrainingConfig
+
+    config = load_config()
+    data = Path(data_dir or config["DATA_DIR"] or default_data_dir())
+    names = [n.strip() for n in datasets.split(",")] if datasets else None
+    staging = registry.models_dir(config) / f".challenger-{uuid.uuid4().hex[:8]}"
+    with Session(_engine()) as session:
+        champion_dir = registry.live_bundle_dir(session, config)
+        try:
+            champion = bundle.read_manifest(champion_dir)["version"]
+        except bundle.BundleError as error:
+            _fail(f"no live model to compare with: {error}")
+        site_rows = labels.site_labels(session)
+        click.echo(f"champion {champion}; {len(site_rows)} labelled site comments", err=True)
+        try:
+            outcome = run_retrain(
+                data, staging, champion_dir, site_rows, names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind),
+                site_weight=config["SITE_LABEL_WEIGHT"], holdout_share=config["SITE_HOLDOUT_SHARE"], tolerance=config["PROMOTION_TOLERANCE"],
+                progress=lambda stage: click.echo(f"  {stage}", err=True),
+            )
+            verdict = outcome.verdict
+            note = ("promoted" if verdict.promote else "kept the champion") + ": " + "; ".join(verdict.reasons)
+            challenger = registry.register(session, config, staging, note=note)
+        except (ValueError, bundle.BundleError) as error:
+            _fail(str(error))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        click.echo(markdown_table(outcome.table, list(outcome.table[0]) if outcome.table else ["dataset"]))
+        click.echo(f"\nsite decisions: {outcome.site_rows['train']} trained on, {outcome.site_rows['held_out']} held out (newest)")
+        for reason in verdict.reasons:
+            click.echo(f"- {reason}")
+        if not (verdict.promote or force):
+            click.echo(f"kept the champion {champion}; the challenger is registered as {challenger} (`moderation models promote {challenger}` to override)")
+            return
+        if registry.live_version(session) is None:  # first promotion: record the default model so rollback can return to it
+            registry.promote(session, config, registry.register(session, config, champion_dir, note="the model live before the registry"),
+                             actor=_actor(), reason="initial model")
+        registry.promote(session, config, challenger, actor=_actor(), reason="forced" if force and not verdict.promote else "better on held-out data")
+        click.echo(f"promoted {challenger} (was {champion}); servers switch within {config['MODEL_CHECK_SECONDS']:g} s")
+
+
+@cli.group("models")
+def models_group() -> None:
+    """The model registry: list, inspect, promote and roll back versions."""
+
+
+def _registry_call(action, *args, **kwargs):
+    from sqlalchemy.orm import Session
+
+    from moderation import registry
+
+    with Session(_engine()) as session:
+        try:
+            return action(session, load_config(), *args, **kwargs)
+        except registry.RegistryError as error:
+            _fail(str(error))
+
+
+@models_group.command("list")
+def models_list() -> None:
+    """Every registered version, the live one marked with *."""
+    from sqlalchemy.orm import Session
+
+    from moderation import registry
+
+    with Session(_engine()) as session:
+        entries = registry.entries(session)
+    if not entries:
+        click.echo(f"no registered versions; the live model is the bundle in {load_config()['MODEL_DIR']}")
+    for entry in entries:
+        click.echo(f"{'*' if entry.live else ' '} {entry.version}\tcreated {entry.created_at:%Y-%m-%d %H:%M}\t{entry.note or ''}")
+
+
+@models_group.command("show")
+@click.argument("version")
+def models_show(version: str) -> None:
+    """A version's manifest (datasets, thresholds, dev metrics) as JSON."""
+    from moderation import registry
+
+    try:
+        manifest = bundle.read_manifest(registry.bundle_dir(load_config(), version))
+    except bundle.BundleError as error:
+        _fail(str(error))
+    click.echo(json.dumps(manifest, indent=2))
+
+
+@models_group.command("promote")
+@click.argument("version")
+def models_promote(version: str) -> None:
+    """Make a registered version live (verified first)."""
+    from moderation import registry
+
+    _registry_call(registry.promote, version, actor=_actor(), reason="promoted by hand")
+    click.echo(f"promoted {version}")
+
+
+@models_group.command("rollback")
+def models_rollback() -> None:
+    """Make the previously live version live again."""
+    from moderation import registry
+
+    click.echo(f"rolled back to {_registry_call(registry.rollback, actor=_actor())}")
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the configured MODEL_DIR).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle to serve while the registry has no live version (default: MODEL_DIR).")
 @click.option("--dev", is_flag=True, help="Run Flask's debug server instead of gunicorn.")
 def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) -> None:
     """Run the API server (gunicorn). Refuses to start without a valid model or an up-to-date schema."""
@@ -343,7 +525,7 @@ def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) 
         os.environ["MODERATION_MODEL_DIR"] = str(Path(model_dir).resolve())
     config = load_config()
     try:
-        bundle.load(Path(config["MODEL_DIR"]))
+        bundle.load(_live_model_dir(config))
         check_schema(_engine())
     except (bundle.BundleError, SchemaOutOfDate) as error:
         _fail(str(error))
