@@ -160,8 +160,15 @@ def score(text, input_path, model_dir, terms) -> None:
         rows = read_rows(input_path)
     except InputError as error:
         _fail(str(error))
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps would build an encoder per row
+    lines = []
     for result in assessor.assess_batch([r.text for r in rows], explain=terms):
-        click.echo(json.dumps({k: result[k] for k in ("scores", "decision", "reasons", "terms")}, ensure_ascii=False))
+        lines.append(encode({k: result[k] for k in ("scores", "decision", "reasons", "terms")}))
+        if len(lines) == 1000:
+            click.echo("\n".join(lines))
+            lines.clear()
+    if lines:
+        click.echo("\n".join(lines))
 
 
 def main() -> None:
