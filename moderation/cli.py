@@ -162,7 +162,7 @@ def evaluate(model_dir, input_path, label_columns, report_dir) -> None:
 @click.argument("text", required=False)
 @click.option("--input", "input_path", help="CSV (text column) or JSON Lines (\"text\" field) file; - for stdin. Writes JSON Lines.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the live model: the registry's live version, else MODEL_DIR).")
-@click.option("--terms/--no-terms", default=True, show_default=True, help="Explain each score (--no-terms is several times faster on big files).")
+@click.option("--terms/--no-terms", default=True, show_default=True, help="Explain each score (--no-terms is about twice as fast on big files).")
 def score(text, input_path, model_dir, terms) -> None:
     """Score one comment (TEXT) or every comment of a file."""
     if (text is None) == (input_path is None):
@@ -178,9 +178,15 @@ def score(text, input_path, model_dir, terms) -> None:
         rows = read_rows(input_path)
     except InputError as error:
         _fail(str(error))
-    results = map(assessor.assess, (r.text for r in rows)) if terms else assessor.assess_batch([r.text for r in rows])
-    for result in results:
-        click.echo(json.dumps({k: result[k] for k in ("scores", "decision", "reasons", "terms")}, ensure_ascii=False))
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps would build an encoder per row
+    lines = []
+    for result in assessor.assess_batch([r.text for r in rows], explain=terms):
+        lines.append(encode({k: result[k] for k in ("scores", "decision", "reasons", "terms")}))
+        if len(lines) == 1000:
+            click.echo("\n".join(lines))
+            lines.clear()
+    if lines:
+        click.echo("\n".join(lines))
 
 
 def main() -> None:
