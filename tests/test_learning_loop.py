@@ -220,3 +220,22 @@ def test_a_tampered_bundle_is_never_promoted_nor_swapped_in(loop, server):
     for _ in range(10):
         assert served_version(server, loop.site_key) == default
         time.sleep(0.05)
+
+
+def test_rescore_resolves_what_the_live_model_is_now_sure_of_and_audits_each(loop, monkeypatch):
+    held = [loop.post_comment(site_spam(n) if n % 2 == 0 else site_clean(n), author={"email": f"r{n}@example.org"}).json["id"] for n in range(6)]
+    assert cli_run("rescore", "--dry-run").output.startswith("6 pending comments re-scored")
+    # Thresholds that decide (the tests' defaults hold everything): publish below 0.5 spam, reject from 0.9.
+    monkeypatch.setenv("MODERATION_THRESHOLDS", json.dumps({"spam": {"review_at": 0.5, "reject_at": 0.9}, "toxic": {"review_at": 2.0, "reject_at": 2.0}}))
+    result = cli_run("rescore", "--status", "pending")
+    assert result.exit_code == 0, result.output
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        from moderation import store
+
+        comments = [store.get_comment(session, i) for i in held]
+        resolved = [c for c in comments if c.status != "pending"]
+        assert resolved, "the stricter thresholds should resolve some comments"
+        for comment in resolved:
+            last = store.history_of(session, comment.id)[-1]
+            assert (last.actor, last.reason, last.previous_status, last.new_status) == ("model", "rescore", "pending", comment.status)
+        assert str(sum(c.status == "published" for c in comments)) + " were published" in result.output
