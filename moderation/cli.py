@@ -451,6 +451,30 @@ def retrain(data_dir, datasets, open_licenses_only, kind, force) -> None:
         click.echo(f"promoted {challenger} (was {champion}); servers switch within {config['MODEL_CHECK_SECONDS']:g} s")
 
 
+@cli.command()
+@click.option("--status", type=click.Choice(["pending"]), default="pending", show_default=True, help="Which comments to re-score (the review queue).")
+@click.option("--dry-run", is_flag=True, help="Only count what the live model would decide now; change nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="Re-score at most this many (oldest first).")
+def rescore(status: str, dry_run: bool, limit: int | None) -> None:
+    """Re-score the queue with the live model; resolve what it is now confident about (audited)."""
+    from sqlalchemy.orm import Session
+
+    from moderation.app import load_service
+    from moderation.rescore import rescore_pending
+
+    config = load_config()
+    service = load_service({**config, "MODEL_DIR": str(_live_model_dir(config))})
+    if service.assessor is None:
+        _fail(service.model_error or "no model")
+    with Session(_engine()) as session:
+        result = rescore_pending(session, service.assessor, service.rules, dry_run=dry_run, limit=limit)
+    outcome = result.outcomes
+    verb = "would be" if dry_run else "were"
+    click.echo(f"{result.seen} {status} comments re-scored with model {service.assessor.model.version}: "
+               f"{outcome['accept']} {verb} published, {outcome['reject']} {verb} rejected, {outcome['review']} stay in the queue"
+               + (f"; {result.skipped} were decided by a moderator meanwhile and left alone" if result.skipped else ""))
+
+
 @cli.group("models")
 def models_group() -> None:
     """The model registry: list, inspect, promote and roll back versions."""
