@@ -196,13 +196,21 @@ def main() -> None:
 # --- the service ------------------------------------------------------------------------
 
 
-def _engine():
-    """An engine for this command, disposed (connections closed) when the command ends."""
-    from moderation.db import make_engine
+def _engine(check: bool = True):
+    """An engine for this command, disposed (connections closed) when the command ends.
+
+    ``check``: refuse, in one line, a database whose schema is behind the code.
+    """
+    from moderation.db import SchemaOutOfDate, check_schema, make_engine
 
     config = load_config()
     engine = make_engine(config["DATABASE_URL"], config["DATABASE_SCHEMA"])
     click.get_current_context().call_on_close(engine.dispose)
+    if check:
+        try:
+            check_schema(engine)
+        except SchemaOutOfDate as error:
+            _fail(str(error))
     return engine
 
 
@@ -216,7 +224,7 @@ def db_upgrade() -> None:
     """Create or migrate the database schema to the latest version."""
     from moderation.db import current_revision, head_revision, upgrade
 
-    engine = _engine()
+    engine = _engine(check=False)
     upgrade(engine)
     click.echo(f"database at revision {current_revision(engine)} (latest: {head_revision()})")
 
@@ -473,6 +481,60 @@ def rescore(status: str, dry_run: bool, limit: int | None) -> None:
     click.echo(f"{result.seen} {status} comments re-scored with model {service.assessor.model.version}: "
                f"{outcome['accept']} {verb} published, {outcome['reject']} {verb} rejected, {outcome['review']} stay in the queue"
                + (f"; {result.skipped} were decided by a moderator meanwhile and left alone" if result.skipped else ""))
+
+
+@cli.command()
+@click.option("--days", default=7, show_default=True, type=click.IntRange(min=1), help="The recent window to judge.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), envvar="MODERATION_DATA_DIR", help="Public datasets, for the training-data reference (default ../shared/data).")
+@click.option("--fail-on-alert", is_flag=True, help="Exit with status 1 when an alert fires (for cron and monitoring).")
+def drift(days: int, data_dir: str | None, fail_on_alert: bool) -> None:
+    """Score drift of the last DAYS against the training data and the days before; moderator agreement per label."""
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from moderation import drift as drift_report
+    from moderation import stats
+    from moderation.app import load_service
+    from moderation.schema import utcnow
+    from training.datasets import default_data_dir, load_dataset, select_datasets
+    from training.report import markdown_table
+
+    config = load_config()
+    service = load_service({**config, "MODEL_DIR": str(_live_model_dir(config))})
+    if service.assessor is None:
+        _fail(service.model_error or "no model")
+    labels = list(service.assessor.model.labels)
+    data = Path(data_dir or config["DATA_DIR"] or default_data_dir())
+    reference_texts = []
+    for name in select_datasets(data):
+        dev = [e.text for e in load_dataset(name, data) if e.split == "dev"]
+        reference_texts += dev[:: max(1, len(dev) // 2000)]  # an even sample of at most ~2,000 per set
+    training = {}
+    if reference_texts:
+        scored = service.assessor.scorer.score_batch(reference_texts)
+        training = {label: scored[:, i].tolist() for i, label in enumerate(service.assessor.scorer.labels)}
+    now = utcnow()
+    since, before = now - timedelta(days=days), now - timedelta(days=2 * days)
+    with Session(_engine()) as session:
+        recent = drift_report.site_scores(session, since)
+        earlier = drift_report.site_scores(session, before, since)
+        overturns, *_ = stats.overturns(session, since, service.rules.thresholds)
+    rows, alerts = drift_report.report(labels, recent, earlier, training, overturns,
+                                       alert_rate=config["DRIFT_ALERT_OVERTURN"], min_decisions=config["DRIFT_MIN_DECISIONS"])
+    table = [{
+        "label": r.label, "comments": r.recent, "mean score": r.recent_mean, "training mean": r.training_mean,
+        "PSI vs training": r.psi_training, "vs training": drift_report.shift(r.psi_training),
+        f"PSI vs {days} d before": r.psi_before, f"vs {days} d before": drift_report.shift(r.psi_before),
+        "flags decided": r.flagged_decided, "overturned": "-" if r.overturn_rate is None else f"{r.overturn_rate:.0%}",
+    } for r in rows]
+    click.echo(f"model {service.assessor.model.version}; last {days} days; training reference: "
+               + (f"{len(reference_texts)} public dev comments" if reference_texts else f"none (no datasets in {data})"))
+    click.echo(markdown_table(table, list(table[0])))
+    for line in alerts or ["no alerts"]:
+        click.echo(line)
+    if alerts and fail_on_alert:
+        sys.exit(1)
 
 
 @cli.group("models")

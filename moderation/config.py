@@ -59,6 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SITE_LABEL_WEIGHT", 3.0, "How much more a moderator's decision weighs in training than a public dataset row."),
     Setting("SITE_HOLDOUT_SHARE", 0.2, "Newest share of the site's decisions kept out of training to judge champion and challenger."),
     Setting("PROMOTION_TOLERANCE", 0.01, "How much ROC AUC a challenger may lose on any public dev set and still be promoted."),
+    Setting("DRIFT_ALERT_OVERTURN", 0.3, "Share of a label's flags that moderators overturn above which `moderation drift` and the dashboard raise an alert."),
+    Setting("DRIFT_MIN_DECISIONS", 20, "Human decisions on a label's flags needed before its overturn rate can raise an alert."),
     Setting("GROUP_SIMILARITY", 0.8, "Cosine similarity (character n-grams) at which held comments are grouped as near-duplicates."),
 )
 

@@ -457,3 +457,14 @@ def test_an_unknown_verdict_is_refused(desk, verdict):
     comment_id = _post(desk)
     assert desk.decide(comment_id, verdict).status_code == 400
     assert _comment(desk, comment_id).status == "pending"
+
+
+def test_the_dashboard_raises_an_alert_when_people_overturn_too_many_flags(make_api):
+    desk = Desk(make_api(DRIFT_MIN_DECISIONS=3, DRIFT_ALERT_OVERTURN=0.5))
+    desk.add_user("mia")
+    desk.login("mia")
+    assert "ALERT" not in desk.page("/moderate/dashboard")
+    ids = [_post(desk, f"Comment {n} about the new cycle lanes.", email=f"c{n}@example.org") for n in range(3)]
+    for comment_id in ids:  # every comment was flagged as spam by the test thresholds; people approve them all
+        desk.decide(comment_id, "approve")
+    assert "ALERT spam: moderators overturned 3 of 3 flags" in desk.page("/moderate/dashboard")

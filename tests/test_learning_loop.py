@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import threading
 import time
@@ -20,6 +21,7 @@ from werkzeug.serving import make_server
 from moderation import bundle, labels, registry
 from moderation.cli import cli
 from moderation.schema import Promotion, utcnow
+from conftest import HOLD_EVERYTHING
 from training.retrain import Verdict, judge, site_examples
 
 BRANDS = ["quickcoin", "doublr", "moonbag", "satoshix", "yieldfarm", "cryptobro", "hodlnow", "pumpit", "richbot", "coinrain"]
@@ -47,6 +49,7 @@ def loop(make_api, tiny_bundle, tmp_path, monkeypatch, database):
     api = make_api(**settings)
     for name, value in {**settings, **database}.items():
         monkeypatch.setenv(f"MODERATION_{name}", str(value))
+    monkeypatch.setenv("MODERATION_THRESHOLDS", json.dumps(HOLD_EVERYTHING))  # the CLI judges by the app's thresholds
     monkeypatch.delenv("MODERATION_CONFIG", raising=False)
     return api
 
@@ -239,3 +242,16 @@ def test_rescore_resolves_what_the_live_model_is_now_sure_of_and_audits_each(loo
             last = store.history_of(session, comment.id)[-1]
             assert (last.actor, last.reason, last.previous_status, last.new_status) == ("model", "rescore", "pending", comment.status)
         assert str(sum(c.status == "published" for c in comments)) + " were published" in result.output
+
+
+def test_drift_reports_scores_per_label_and_alerts_when_moderators_overturn_too_many_flags(loop, tmp_path):
+    quiet = cli_run("drift", "--days", "7", "--data", str(tmp_path / "no-public-data"))
+    assert quiet.exit_code == 0 and "no alerts" in quiet.output
+    for n in range(25):  # the test thresholds flag every comment as spam; people approve them all
+        comment = loop.post_comment(site_clean(n), author={"email": f"d{n}@example.org"}).json["id"]
+        loop.decide(comment, "approve")
+    result = cli_run("drift", "--days", "7", "--data", str(tmp_path / "no-public-data"))
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^\| spam \| 25 \| ", result.output, re.M)
+    assert "ALERT spam: moderators overturned 25 of 25 flags (100%" in result.output
+    assert cli_run("drift", "--fail-on-alert", "--data", str(tmp_path / "no-public-data")).exit_code == 1

@@ -6,6 +6,7 @@ from flask import Response, current_app, render_template
 
 from moderation import charts, stats
 from moderation.db import get_session
+from moderation.drift import overturn_alerts
 from moderation.desk import bp
 from moderation.desk.signin import signed_in
 
@@ -23,9 +24,10 @@ def _png(data: bytes) -> Response:
 @bp.get("/dashboard")
 @signed_in()
 def dashboard():
-    service = current_app.extensions["moderation.service"]
+    service, numbers, config = current_app.extensions["moderation.service"], _numbers(), current_app.config
+    alerts = overturn_alerts(numbers.overturns, alert_rate=config["DRIFT_ALERT_OVERTURN"], min_decisions=config["DRIFT_MIN_DECISIONS"])
     return render_template(
-        "desk/dashboard.html", numbers=_numbers(), days=DAYS,
+        "desk/dashboard.html", numbers=numbers, days=DAYS, alerts=alerts,
         model_version=service.assessor.model.version if service.assessor else None, model_error=service.model_error,
     )
 
