@@ -582,6 +582,22 @@ def models_show(version: str) -> None:
     click.echo(json.dumps(manifest, indent=2))
 
 
+@models_group.command("add")
+@click.argument("bundle_dir", type=click.Path(file_okay=False))
+@click.option("--note", help="Why this version exists, shown by `models list`.")
+def models_add(bundle_dir: str, note: str | None) -> None:
+    """Register a bundle (e.g. from `moderation train --out DIR`) without making it live."""
+    from moderation import registry
+
+    def add(session, config):
+        try:
+            return registry.register(session, config, Path(bundle_dir), note=note)
+        except bundle.BundleError as error:
+            raise registry.RegistryError(str(error)) from None
+
+    click.echo(f"registered {_registry_call(add)}")
+
+
 @models_group.command("promote")
 @click.argument("version")
 def models_promote(version: str) -> None:
