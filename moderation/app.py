@@ -58,11 +58,12 @@ def create_app(config: dict | None = None) -> Flask:
     live_model.init_app(app)
     errors.init_app(app)
     metrics.init_app(app)
-    from moderation import api, health, openapi
+    from moderation import akismet, api, health, openapi
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(akismet.bp)  # Akismet's wire protocol under /1.1
     limits.init_app(app)
     from moderation import desk
 
