@@ -617,6 +617,30 @@ def models_rollback() -> None:
 
 
 @cli.command()
+@click.option("--port", default=8001, show_default=True, type=int)
+@click.option("--api", "api_url", default="http://127.0.0.1:8000", show_default=True, help="Where `moderation serve` answers.")
+@click.option("--key", envvar="MODERATION_DEMO_KEY", help="A site key (default: a new one named demo-site-<time> is created).")
+@click.option("--article", type=click.Path(dir_okay=False, exists=True), help="Article text: title on the first line (default ../shared/demo/article.txt).")
+def demo(port: int, api_url: str, key: str | None, article: str | None) -> None:
+    """Serve a sample news article with a comment form that is moderated through the API (the integration pattern)."""
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+    from moderation import store
+    from moderation.demo import DEFAULT_ARTICLE, create_demo_app
+
+    path = Path(article) if article else DEFAULT_ARTICLE
+    if not path.is_file():
+        _fail(f"no article at {path}: pass --article FILE")
+    if not key:
+        with Session(_engine()) as session:
+            key = store.create_key(session, f"demo-site-{datetime.now():%Y%m%d%H%M%S}", "site")
+    click.echo(f"demo site on http://127.0.0.1:{port}/ posting comments to {api_url}", err=True)
+    create_demo_app(api_url, key, path).run(host="127.0.0.1", port=port, threaded=True)
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")

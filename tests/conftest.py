@@ -252,3 +252,67 @@ def pytest_terminal_summary(terminalreporter):
     fresh = sorted(p.name for p in SCREENSHOTS.glob("*.png") if p.stat().st_mtime >= _SESSION_START)
     if fresh:
         terminalreporter.write_line(f"desk screenshots ({', '.join(fresh)}) saved in {SCREENSHOTS}")
+
+
+# --- a real browser against the app served over HTTP ----------------------------------------
+
+import contextlib  # noqa: E402
+import threading  # noqa: E402
+
+from werkzeug.serving import make_server  # noqa: E402
+
+CHROMIUM = os.environ.get("MODERATION_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (headless); skipped without it, except under CI=true."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs Chromium at {CHROMIUM} (Debian package 'chromium')")
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+def browser_app(tiny_bundle, sqlite_template, tmp_path, **overrides):
+    """The moderation app on a fresh SQLite database, with desk users mia (moderator) and ada (admin)."""
+    path = tmp_path / "moderation.db"
+    shutil.copy(sqlite_template, path)
+    app = create_app({
+        "TESTING": True, "INSTANCE_DIR": str(tmp_path), "MODEL_DIR": str(tiny_bundle), "DATABASE_URL": f"sqlite:///{path}",
+        "RATE_LIMIT": "1000 per minute", **overrides,
+    })
+    with Session(app.extensions["moderation.engine"]) as session:
+        accounts.add_user(session, "mia", "moderator", PASSWORD)
+        accounts.add_user(session, "ada", "admin", PASSWORD)
+    return app
+
+
+@contextlib.contextmanager
+def serving(app):
+    """Serve ``app`` on a free loopback port in a thread; yield its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        engine = app.extensions.get("moderation.engine")
+        if engine is not None:
+            engine.dispose()
+
+
+def sign_in(page, base_url: str, name: str = "mia") -> None:
+    """Sign in to the review desk through its form, with the keyboard only."""
+    page.goto(base_url + "/moderate/queue")
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/moderate/queue")

@@ -6,19 +6,12 @@ end of the test run).
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-from pathlib import Path
-
 import pytest
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
-from conftest import HOLD_EVERYTHING, PASSWORD, SCREENSHOTS, Api
-from moderation import accounts, create_app, store
+from conftest import HOLD_EVERYTHING, SCREENSHOTS, Api, browser_app, serving, sign_in
+from moderation import store
 
-CHROMIUM = os.environ.get("MODERATION_TEST_CHROMIUM", "/usr/bin/chromium")
 HOSTILE = [
     "<script>window.__pwned = 'script'</script>",
     "<img src=x onerror=\"window.__pwned = 'img'\">",
@@ -27,19 +20,6 @@ HOSTILE = [
     "<svg onload=\"alert('svg')\"></svg>",
     "\"><iframe srcdoc=\"<script>parent.__pwned='iframe'</script>\"></iframe>",
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs Chromium at {CHROMIUM} (Debian package 'chromium')")
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
 
 
 class Site:
@@ -65,22 +45,9 @@ class Site:
 
 @pytest.fixture
 def site(tiny_bundle, sqlite_template, tmp_path):
-    path = tmp_path / "moderation.db"
-    shutil.copy(sqlite_template, path)
-    app = create_app({
-        "TESTING": True, "INSTANCE_DIR": str(tmp_path), "MODEL_DIR": str(tiny_bundle), "DATABASE_URL": f"sqlite:///{path}",
-        "THRESHOLDS": HOLD_EVERYTHING, "DISCARD_SPAM_AT": 2.0, "RATE_LIMIT": "1000 per minute",
-    })
-    with Session(app.extensions["moderation.engine"]) as session:
-        accounts.add_user(session, "mia", "moderator", PASSWORD)
-        accounts.add_user(session, "ada", "admin", PASSWORD)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Site(app, f"http://127.0.0.1:{server.server_port}")
-    server.shutdown()
-    thread.join()
-    app.extensions["moderation.engine"].dispose()
+    app = browser_app(tiny_bundle, sqlite_template, tmp_path, THRESHOLDS=HOLD_EVERYTHING, DISCARD_SPAM_AT=2.0)
+    with serving(app) as url:
+        yield Site(app, url)
 
 
 @pytest.fixture
@@ -90,12 +57,7 @@ def page(browser, site):
     page = context.new_page()
     page.dialogs = []
     page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(site.url + "/moderate/queue")
-    page.keyboard.type("mia")
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/moderate/queue")
+    sign_in(page, site.url)
     yield page
     context.close()
 
