@@ -58,12 +58,13 @@ def create_app(config: dict | None = None) -> Flask:
     live_model.init_app(app)
     errors.init_app(app)
     metrics.init_app(app)
-    from moderation import akismet, api, health, openapi
+    from moderation import akismet, api, coral, health, openapi
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(akismet.bp)  # Akismet's wire protocol under /1.1
+    app.register_blueprint(coral.bp)  # Coral's external moderation phase
     limits.init_app(app)
     from moderation import desk
 

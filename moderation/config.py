@@ -62,6 +62,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DRIFT_ALERT_OVERTURN", 0.3, "Share of a label's flags that moderators overturn above which `moderation drift` and the dashboard raise an alert."),
     Setting("DRIFT_MIN_DECISIONS", 20, "Human decisions on a label's flags needed before its overturn rate can raise an alert."),
     Setting("GROUP_SIMILARITY", 0.8, "Cosine similarity (character n-grams) at which held comments are grouped as near-duplicates."),
+    Setting("CORAL_SIGNING_SECRETS", {}, 'Coral external moderation: site name to the phase\'s signing secret (a list of secrets while rotating), '
+                                         'e.g. {"coral": "ssc_..."}; the secret that verifies X-Coral-Signature names the site. Empty: every Coral request gets 401.'),
 )
 
 DEFAULTS = {s.name: s.default for s in SETTINGS}
