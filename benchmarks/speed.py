@@ -4,7 +4,12 @@
 
 Targets on this machine (2 cores): one comment, all labels, in-process p50 <= 1 ms and
 p99 <= 3 ms; batch >= 5,000 comments/s on one core; bundle load <= 2 s; bundle <= 100 MB;
-full training on all shared data <= 5 minutes. Prints a table and writes JSON.
+full training on all shared data <= 5 minutes; `moderation score --input` on 10,000 comments
+in a few seconds. Prints a table and writes JSON.
+
+Everything runs pinned to one CPU with BLAS/OpenMP threads at 1, so "one core" means one
+core (child processes inherit both). Batch rates are measured on comments this process
+has not scored before; the command-line runs start a fresh process, caches empty.
 """
 
 from __future__ import annotations
@@ -13,11 +18,18 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # before NumPy loads its BLAS
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,6 +52,20 @@ def time_each(func, texts: list[str]) -> list[float]:
         func(text)
         samples.append(time.perf_counter() - start)
     return samples
+
+
+def time_cli(model_dir: Path, texts: list[str], *extra: str) -> float:
+    """Wall seconds of ``moderation score --input FILE`` in a fresh process, output checked for one line per row."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "comments.jsonl"
+        source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+        command = [sys.executable, "-m", "moderation", "score", "--model", str(model_dir), "--input", str(source), *extra]
+        start = time.perf_counter()
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        seconds = time.perf_counter() - start
+    if len(output.splitlines()) != len(texts):
+        raise SystemExit(f"{' '.join(command)} wrote {len(output.splitlines())} lines for {len(texts)} comments")
+    return seconds
 
 
 def dev_texts(data_dir: Path) -> tuple[list[str], list[str]]:
@@ -101,6 +127,9 @@ def main() -> None:
     model.pipeline.predict_proba(measured[:1])
     one = [measured[i : i + 1] for i in range(200)]
     results["pipeline_single_call_ms"] = percentiles(time_each(model.predict_proba, one))["p50_ms"]
+    file_texts = [t for t in warm + measured if t.strip()][:10_000]
+    results["cli_10k_seconds"] = time_cli(model_dir, file_texts)
+    results["cli_10k_no_terms_seconds"] = time_cli(model_dir, file_texts, "--no-terms")
 
     targets = [
         ("one comment p50 (ms)", results["score_one"]["p50_ms"], "<= 1"),
@@ -112,15 +141,17 @@ def main() -> None:
         ("batch, score_batch, caches warm (comments/s)", results["fast_batch_per_second"], ">= 5000"),
         ("batch, sklearn pipeline (comments/s)", results["pipeline_batch_per_second"], "-"),
         ("plain pipeline call, one comment (ms)", results["pipeline_single_call_ms"], "-"),
+        ("score --input, 10k comments, terms (s)", results["cli_10k_seconds"], "a few"),
+        ("score --input, 10k comments, --no-terms (s)", results["cli_10k_no_terms_seconds"], "a few"),
         ("bundle load (s)", results["bundle_load_seconds"], "<= 2"),
         ("bundle size (MB)", results["bundle_mb"], "<= 100"),
     ]
     if "training_seconds" in results:
         targets.append(("full training (s)", results["training_seconds"], "<= 300"))
     print(f"model {model.version}; {len(measured)} dev comments, median {results['median_comment_chars']:.0f} chars")
-    print(f"{'measure':42} {'value':>10}  target")
+    print(f"{'measure':50} {'value':>10}  target")
     for name, value, target in targets:
-        print(f"{name:42} {value:10.2f}  {target}")
+        print(f"{name:50} {value:10.2f}  {target}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {args.out}")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from flask import Flask
 
-from moderation import bundle, db, errors, limits, metrics
+from sqlalchemy.orm import Session
+
+from moderation import bundle, db, errors, limits, live_model, metrics, registry
 from moderation.assessor import Assessor
 from moderation.config import load_config
 from moderation.intake import rules_from_config
@@ -50,13 +52,21 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     db.init_app(app)
     db.check_schema(app.extensions["moderation.engine"])
-    app.extensions["moderation.service"] = load_service(settings)
+    with Session(app.extensions["moderation.engine"]) as session:  # the registry's live version, else MODEL_DIR
+        live_dir = registry.live_bundle_dir(session, settings)
+    app.extensions["moderation.service"] = load_service({**settings, "MODEL_DIR": str(live_dir)})
+    live_model.init_app(app)
     errors.init_app(app)
     metrics.init_app(app)
-    from moderation import api, health, openapi
+    from moderation import akismet, api, coral, health, openapi
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(akismet.bp)  # Akismet's wire protocol under /1.1
+    app.register_blueprint(coral.bp)  # Coral's external moderation phase
     limits.init_app(app)
+    from moderation import desk
+
+    desk.init_app(app)  # after the limiter: the sign-in form has its own limit
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from moderation.model import ModerationModel
 from moderation.policy import decide, with_overrides
 from moderation.scorer import FastScorer
@@ -21,19 +23,7 @@ class Assessor:
     def from_config(cls, model: ModerationModel, config: dict) -> "Assessor":
         return cls(model, decision_labels=config["DECISION_LABELS"], thresholds=config["THRESHOLDS"], explain_top=config["EXPLAIN_TOP"])
 
-    def assess_batch(self, texts: list[str]) -> list[dict]:
-        """Score and decide many comments at once, without explanations (the fast path for files)."""
-        results = []
-        for row in self.scorer.score_batch(texts):
-            scores = dict(zip(self.scorer.labels, row.tolist()))
-            decision = decide(scores, self.thresholds, self.decision_labels)
-            results.append({"scores": {label: round(score, 6) for label, score in scores.items()},
-                            "decision": decision.action, "reasons": decision.reasons, "terms": [], "model_version": self.model.version})
-        return results
-
-    def assess(self, text: str, normalized: str | None = None) -> dict:
-        """Return ``{"scores", "decision", "reasons", "terms", "model_version"}`` for one comment."""
-        scores, terms = self.scorer.score_and_explain(text, top=self.explain_top, normalized=normalized)
+    def _result(self, scores: dict[str, float], terms: list[dict]) -> dict:
         decision = decide(scores, self.thresholds, self.decision_labels)
         return {
             "scores": {label: round(score, 6) for label, score in scores.items()},
@@ -42,3 +32,24 @@ class Assessor:
             "terms": terms,
             "model_version": self.model.version,
         }
+
+    def assess_batch(self, texts: list[str], *, explain: bool = True, chunk: int = 2000) -> Iterator[dict]:
+        """Assess many comments in order, as `assess` would one by one, but batched.
+
+        Works through ``chunk`` comments at a time, so memory stays bounded and results
+        can be written while the rest is scored. ``explain=False`` leaves ``terms`` empty.
+        """
+        labels = self.scorer.labels
+        for start in range(0, len(texts), chunk):
+            part = texts[start : start + chunk]
+            if explain:
+                probabilities, terms = self.scorer.explain_batch(part, top=self.explain_top)
+            else:
+                probabilities, terms = self.scorer.score_batch(part), [[] for _ in part]
+            for row, found in zip(probabilities.tolist(), terms):
+                yield self._result(dict(zip(labels, row)), found)
+
+    def assess(self, text: str, normalized: str | None = None) -> dict:
+        """Return ``{"scores", "decision", "reasons", "terms", "model_version"}`` for one comment."""
+        scores, terms = self.scorer.score_and_explain(text, top=self.explain_top, normalized=normalized)
+        return self._result(scores, terms)

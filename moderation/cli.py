@@ -25,10 +25,28 @@ def _load_assessor(model_dir: str | None):
 
     config = load_config()
     try:
-        model = bundle.load(Path(model_dir or config["MODEL_DIR"]))
+        model = bundle.load(Path(model_dir) if model_dir else _live_model_dir(config))
     except bundle.BundleError as error:
         _fail(str(error))
     return Assessor.from_config(model, config)
+
+
+def _live_model_dir(config: dict) -> Path:
+    """The registry's live version when the database says so, else the configured MODEL_DIR."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from moderation import registry
+    from moderation.db import make_engine
+
+    engine = make_engine(config["DATABASE_URL"], config["DATABASE_SCHEMA"])
+    try:
+        with Session(engine) as session:
+            return registry.live_bundle_dir(session, config)
+    except SQLAlchemyError:  # no database yet (or no registry table): the default bundle
+        return Path(config["MODEL_DIR"])
+    finally:
+        engine.dispose()
 
 
 @click.group()
@@ -107,7 +125,7 @@ def _truth(rows, label: str, column: str) -> list[int]:
 
 
 @cli.command()
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the configured MODEL_DIR).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the live model: the registry's live version, else MODEL_DIR).")
 @click.option("--input", "input_path", required=True, help="CSV or JSON Lines file with a text column and label columns.")
 @click.option("--label-column", "label_columns", multiple=True, help="LABEL or LABEL=COLUMN; repeat for several. Default: every model label present as a column.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default="report", show_default=True, help="Folder for report.md, metrics.json and plots.")
@@ -143,8 +161,8 @@ def evaluate(model_dir, input_path, label_columns, report_dir) -> None:
 @cli.command()
 @click.argument("text", required=False)
 @click.option("--input", "input_path", help="CSV (text column) or JSON Lines (\"text\" field) file; - for stdin. Writes JSON Lines.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the configured MODEL_DIR).")
-@click.option("--terms/--no-terms", default=True, show_default=True, help="Explain each score (--no-terms is several times faster on big files).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the live model: the registry's live version, else MODEL_DIR).")
+@click.option("--terms/--no-terms", default=True, show_default=True, help="Explain each score (--no-terms is about twice as fast on big files).")
 def score(text, input_path, model_dir, terms) -> None:
     """Score one comment (TEXT) or every comment of a file."""
     if (text is None) == (input_path is None):
@@ -160,9 +178,15 @@ def score(text, input_path, model_dir, terms) -> None:
         rows = read_rows(input_path)
     except InputError as error:
         _fail(str(error))
-    results = map(assessor.assess, (r.text for r in rows)) if terms else assessor.assess_batch([r.text for r in rows])
-    for result in results:
-        click.echo(json.dumps({k: result[k] for k in ("scores", "decision", "reasons", "terms")}, ensure_ascii=False))
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps would build an encoder per row
+    lines = []
+    for result in assessor.assess_batch([r.text for r in rows], explain=terms):
+        lines.append(encode({k: result[k] for k in ("scores", "decision", "reasons", "terms")}))
+        if len(lines) == 1000:
+            click.echo("\n".join(lines))
+            lines.clear()
+    if lines:
+        click.echo("\n".join(lines))
 
 
 def main() -> None:
@@ -172,11 +196,22 @@ def main() -> None:
 # --- the service ------------------------------------------------------------------------
 
 
-def _engine():
-    from moderation.db import make_engine
+def _engine(check: bool = True):
+    """An engine for this command, disposed (connections closed) when the command ends.
+
+    ``check``: refuse, in one line, a database whose schema is behind the code.
+    """
+    from moderation.db import SchemaOutOfDate, check_schema, make_engine
 
     config = load_config()
-    return make_engine(config["DATABASE_URL"], config["DATABASE_SCHEMA"])
+    engine = make_engine(config["DATABASE_URL"], config["DATABASE_SCHEMA"])
+    click.get_current_context().call_on_close(engine.dispose)
+    if check:
+        try:
+            check_schema(engine)
+        except SchemaOutOfDate as error:
+            _fail(str(error))
+    return engine
 
 
 @cli.group("db")
@@ -189,7 +224,7 @@ def db_upgrade() -> None:
     """Create or migrate the database schema to the latest version."""
     from moderation.db import current_revision, head_revision, upgrade
 
-    engine = _engine()
+    engine = _engine(check=False)
     upgrade(engine)
     click.echo(f"database at revision {current_revision(engine)} (latest: {head_revision()})")
 
@@ -244,11 +279,372 @@ def keys_revoke(name: str) -> None:
     click.echo(f"revoked {name}")
 
 
+@cli.group("users")
+def users_group() -> None:
+    """Accounts for the review desk (/moderate): moderators and admins."""
+
+
+def _read_password() -> str:
+    """Ask twice at a terminal; otherwise read the first line of stdin (for scripts)."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    line = sys.stdin.readline()
+    if not line.strip():
+        _fail("no password on stdin: pipe one in, or run this at a terminal to be asked")
+    return line.rstrip("\r\n")
+
+
+def _accounts(action, *args) -> None:
+    from sqlalchemy.orm import Session
+
+    from moderation.accounts import AccountError
+
+    with Session(_engine()) as session:
+        try:
+            action(session, *args)
+        except AccountError as error:
+            _fail(str(error))
+
+
+@users_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["moderator", "admin"]), default="moderator", show_default=True,
+              help="Admins also manage users.")
+def users_add(name: str, role: str) -> None:
+    """Add a desk user; the password is asked at a prompt, or read from stdin when it is not a terminal."""
+    from moderation import accounts
+
+    _accounts(accounts.add_user, name, role, _read_password())
+    click.echo(f"added {role} {name}")
+
+
+@users_group.command("list")
+def users_list() -> None:
+    """List desk users with their role and state."""
+    from sqlalchemy.orm import Session
+
+    from moderation import accounts
+
+    with Session(_engine()) as session:
+        for user in accounts.list_users(session):
+            state = "disabled" if user.disabled_at else f"{user.failed_logins} failed sign-ins" if user.failed_logins else "active"
+            click.echo(f"{user.name}\t{user.role}\tcreated {user.created_at:%Y-%m-%d}\t{state}")
+
+
+@users_group.command("passwd")
+@click.argument("name")
+def users_passwd(name: str) -> None:
+    """Set a new password (prompt or stdin); the user's open sessions end."""
+    from moderation import accounts
+
+    _accounts(accounts.set_password, name, _read_password())
+    click.echo(f"password changed for {name}")
+
+
+@users_group.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Disable an account and end its sessions (its decisions stay in the audit log)."""
+    from moderation import accounts
+
+    _accounts(accounts.disable_user, name)
+    click.echo(f"disabled {name}")
+
+
+@users_group.command("unlock")
+@click.argument("name")
+def users_unlock(name: str) -> None:
+    """Unlock an account locked after repeated failed sign-ins."""
+    from moderation import accounts
+
+    _accounts(accounts.unlock_user, name)
+    click.echo(f"unlocked {name}")
+
+
+# --- the learning loop ------------------------------------------------------------------
+
+
+def _since(value: str | None):
+    from datetime import datetime, timezone
+
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--since {value!r} is not a date (YYYY-MM-DD) or ISO time")
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@cli.command("export-labels")
+@click.option("--since", help="Only decisions made on or after this date (YYYY-MM-DD, UTC).")
+@click.option("--out", "out_path", required=True, help="CSV file to write (- for stdout): text, spam, toxic, decided_at.")
+def export_labels(since: str | None, out_path: str) -> None:
+    """Write the moderators' decisions as training labels (no names, emails or addresses)."""
+    from sqlalchemy.orm import Session
+
+    from moderation import labels
+
+    with Session(_engine()) as session:
+        rows = labels.site_labels(session, _since(since))
+    if out_path == "-":
+        labels.write_csv(rows, sys.stdout)
+        return
+    with open(out_path, "w", newline="", encoding="utf-8") as handle:
+        count = labels.write_csv(rows, handle)
+    click.echo(f"{count} labelled comments written to {out_path}", err=True)
+
+
+@cli.command()
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), envvar="MODERATION_DATA_DIR", help="Folder with the public datasets (default ../shared/data).")
+@click.option("--datasets", help="Comma-separated public dataset names to use (default: all available).")
+@click.option("--open-licenses-only", is_flag=True, help="Skip datasets without an open license.")
+@click.option("--kind", type=click.Choice(["logreg", "nbsvm", "svm", "ensemble"]), default="ensemble", show_default=True)
+@click.option("--force", is_flag=True, help="Promote the challenger even if it is not judged better.")
+def retrain(data_dir, datasets, open_licenses_only, kind, force) -> None:
+    """Train a challenger on the public sets plus the site's decisions; promote it only if it is better."""
+    import shutil
+    import uuid
+
+    from sqlalchemy.orm import Session
+
+    from moderation import labels, registry
+    from training.datasets import default_data_dir
+    from training.report import markdown_table
+    from training.retrain import retrain as run_retrain
+    from training.train import TrainingConfig
+
+    config = load_config()
+    data = Path(data_dir or config["DATA_DIR"] or default_data_dir())
+    names = [n.strip() for n in datasets.split(",")] if datasets else None
+    staging = registry.models_dir(config) / f".challenger-{uuid.uuid4().hex[:8]}"
+    with Session(_engine()) as session:
+        champion_dir = registry.live_bundle_dir(session, config)
+        try:
+            champion = bundle.read_manifest(champion_dir)["version"]
+        except bundle.BundleError as error:
+            _fail(f"no live model to compare with: {error}")
+        site_rows = labels.site_labels(session)
+        click.echo(f"champion {champion}; {len(site_rows)} labelled site comments", err=True)
+        try:
+            outcome = run_retrain(
+                data, staging, champion_dir, site_rows, names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind),
+                site_weight=config["SITE_LABEL_WEIGHT"], holdout_share=config["SITE_HOLDOUT_SHARE"], tolerance=config["PROMOTION_TOLERANCE"],
+                progress=lambda stage: click.echo(f"  {stage}", err=True),
+            )
+            verdict = outcome.verdict
+            note = ("promoted" if verdict.promote else "kept the champion") + ": " + "; ".join(verdict.reasons)
+            challenger = registry.register(session, config, staging, note=note)
+        except (ValueError, bundle.BundleError) as error:
+            _fail(str(error))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        click.echo(markdown_table(outcome.table, list(outcome.table[0]) if outcome.table else ["dataset"]))
+        click.echo(f"\nsite decisions: {outcome.site_rows['train']} trained on, {outcome.site_rows['held_out']} held out (newest)")
+        for reason in verdict.reasons:
+            click.echo(f"- {reason}")
+        if not (verdict.promote or force):
+            click.echo(f"kept the champion {champion}; the challenger is registered as {challenger} (`moderation models promote {challenger}` to override)")
+            return
+        if registry.live_version(session) is None:  # first promotion: record the default model so rollback can return to it
+            registry.promote(session, config, registry.register(session, config, champion_dir, note="the model live before the registry"),
+                             actor=_actor(), reason="initial model")
+        registry.promote(session, config, challenger, actor=_actor(), reason="forced" if force and not verdict.promote else "better on held-out data")
+        click.echo(f"promoted {challenger} (was {champion}); servers switch within {config['MODEL_CHECK_SECONDS']:g} s")
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["pending"]), default="pending", show_default=True, help="Which comments to re-score (the review queue).")
+@click.option("--dry-run", is_flag=True, help="Only count what the live model would decide now; change nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="Re-score at most this many (oldest first).")
+def rescore(status: str, dry_run: bool, limit: int | None) -> None:
+    """Re-score the queue with the live model; resolve what it is now confident about (audited)."""
+    from sqlalchemy.orm import Session
+
+    from moderation.app import load_service
+    from moderation.rescore import rescore_pending
+
+    config = load_config()
+    service = load_service({**config, "MODEL_DIR": str(_live_model_dir(config))})
+    if service.assessor is None:
+        _fail(service.model_error or "no model")
+    with Session(_engine()) as session:
+        result = rescore_pending(session, service.assessor, service.rules, dry_run=dry_run, limit=limit)
+    outcome = result.outcomes
+    verb = "would be" if dry_run else "were"
+    click.echo(f"{result.seen} {status} comments re-scored with model {service.assessor.model.version}: "
+               f"{outcome['accept']} {verb} published, {outcome['reject']} {verb} rejected, {outcome['review']} stay in the queue"
+               + (f"; {result.skipped} were decided by a moderator meanwhile and left alone" if result.skipped else ""))
+
+
+@cli.command()
+@click.option("--days", default=7, show_default=True, type=click.IntRange(min=1), help="The recent window to judge.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), envvar="MODERATION_DATA_DIR", help="Public datasets, for the training-data reference (default ../shared/data).")
+@click.option("--fail-on-alert", is_flag=True, help="Exit with status 1 when an alert fires (for cron and monitoring).")
+def drift(days: int, data_dir: str | None, fail_on_alert: bool) -> None:
+    """Score drift of the last DAYS against the training data and the days before; moderator agreement per label."""
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from moderation import drift as drift_report
+    from moderation import stats
+    from moderation.app import load_service
+    from moderation.schema import utcnow
+    from training.datasets import default_data_dir, load_dataset, select_datasets
+    from training.report import markdown_table
+
+    config = load_config()
+    service = load_service({**config, "MODEL_DIR": str(_live_model_dir(config))})
+    if service.assessor is None:
+        _fail(service.model_error or "no model")
+    labels = list(service.assessor.model.labels)
+    data = Path(data_dir or config["DATA_DIR"] or default_data_dir())
+    reference_texts = []
+    for name in select_datasets(data):
+        dev = [e.text for e in load_dataset(name, data) if e.split == "dev"]
+        reference_texts += dev[:: max(1, len(dev) // 2000)]  # an even sample of at most ~2,000 per set
+    training = {}
+    if reference_texts:
+        scored = service.assessor.scorer.score_batch(reference_texts)
+        training = {label: scored[:, i].tolist() for i, label in enumerate(service.assessor.scorer.labels)}
+    now = utcnow()
+    since, before = now - timedelta(days=days), now - timedelta(days=2 * days)
+    with Session(_engine()) as session:
+        recent = drift_report.site_scores(session, since)
+        earlier = drift_report.site_scores(session, before, since)
+        overturns, *_ = stats.overturns(session, since, service.rules.thresholds)
+    rows, alerts = drift_report.report(labels, recent, earlier, training, overturns,
+                                       alert_rate=config["DRIFT_ALERT_OVERTURN"], min_decisions=config["DRIFT_MIN_DECISIONS"])
+    table = [{
+        "label": r.label, "comments": r.recent, "mean score": r.recent_mean, "training mean": r.training_mean,
+        "PSI vs training": r.psi_training, "vs training": drift_report.shift(r.psi_training),
+        f"PSI vs {days} d before": r.psi_before, f"vs {days} d before": drift_report.shift(r.psi_before),
+        "flags decided": r.flagged_decided, "overturned": "-" if r.overturn_rate is None else f"{r.overturn_rate:.0%}",
+    } for r in rows]
+    click.echo(f"model {service.assessor.model.version}; last {days} days; training reference: "
+               + (f"{len(reference_texts)} public dev comments" if reference_texts else f"none (no datasets in {data})"))
+    click.echo(markdown_table(table, list(table[0])))
+    for line in alerts or ["no alerts"]:
+        click.echo(line)
+    if alerts and fail_on_alert:
+        sys.exit(1)
+
+
+@cli.group("models")
+def models_group() -> None:
+    """The model registry: list, inspect, promote and roll back versions."""
+
+
+def _registry_call(action, *args, **kwargs):
+    from sqlalchemy.orm import Session
+
+    from moderation import registry
+
+    with Session(_engine()) as session:
+        try:
+            return action(session, load_config(), *args, **kwargs)
+        except registry.RegistryError as error:
+            _fail(str(error))
+
+
+@models_group.command("list")
+def models_list() -> None:
+    """Every registered version, the live one marked with *."""
+    from sqlalchemy.orm import Session
+
+    from moderation import registry
+
+    with Session(_engine()) as session:
+        entries = registry.entries(session)
+    if not entries:
+        click.echo(f"no registered versions; the live model is the bundle in {load_config()['MODEL_DIR']}")
+    for entry in entries:
+        click.echo(f"{'*' if entry.live else ' '} {entry.version}\tcreated {entry.created_at:%Y-%m-%d %H:%M}\t{entry.note or ''}")
+
+
+@models_group.command("show")
+@click.argument("version")
+def models_show(version: str) -> None:
+    """A version's manifest (datasets, thresholds, dev metrics) as JSON."""
+    from moderation import registry
+
+    try:
+        manifest = bundle.read_manifest(registry.bundle_dir(load_config(), version))
+    except bundle.BundleError as error:
+        _fail(str(error))
+    click.echo(json.dumps(manifest, indent=2))
+
+
+@models_group.command("add")
+@click.argument("bundle_dir", type=click.Path(file_okay=False))
+@click.option("--note", help="Why this version exists, shown by `models list`.")
+def models_add(bundle_dir: str, note: str | None) -> None:
+    """Register a bundle (e.g. from `moderation train --out DIR`) without making it live."""
+    from moderation import registry
+
+    def add(session, config):
+        try:
+            return registry.register(session, config, Path(bundle_dir), note=note)
+        except bundle.BundleError as error:
+            raise registry.RegistryError(str(error)) from None
+
+    click.echo(f"registered {_registry_call(add)}")
+
+
+@models_group.command("promote")
+@click.argument("version")
+def models_promote(version: str) -> None:
+    """Make a registered version live (verified first)."""
+    from moderation import registry
+
+    _registry_call(registry.promote, version, actor=_actor(), reason="promoted by hand")
+    click.echo(f"promoted {version}")
+
+
+@models_group.command("rollback")
+def models_rollback() -> None:
+    """Make the previously live version live again."""
+    from moderation import registry
+
+    click.echo(f"rolled back to {_registry_call(registry.rollback, actor=_actor())}")
+
+
+@cli.command()
+@click.option("--port", default=8001, show_default=True, type=int)
+@click.option("--api", "api_url", default="http://127.0.0.1:8000", show_default=True, help="Where `moderation serve` answers.")
+@click.option("--key", envvar="MODERATION_DEMO_KEY", help="A site key (default: a new one named demo-site-<time> is created).")
+@click.option("--article", type=click.Path(dir_okay=False, exists=True), help="Article text: title on the first line (default ../shared/demo/article.txt).")
+def demo(port: int, api_url: str, key: str | None, article: str | None) -> None:
+    """Serve a sample news article with a comment form that is moderated through the API (the integration pattern)."""
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+    from moderation import store
+    from moderation.demo import DEFAULT_ARTICLE, create_demo_app
+
+    path = Path(article) if article else DEFAULT_ARTICLE
+    if not path.is_file():
+        _fail(f"no article at {path}: pass --article FILE")
+    if not key:
+        with Session(_engine()) as session:
+            key = store.create_key(session, f"demo-site-{datetime.now():%Y%m%d%H%M%S}", "site")
+    click.echo(f"demo site on http://127.0.0.1:{port}/ posting comments to {api_url}", err=True)
+    create_demo_app(api_url, key, path).run(host="127.0.0.1", port=port, threaded=True)
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the configured MODEL_DIR).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle to serve while the registry has no live version (default: MODEL_DIR).")
 @click.option("--dev", is_flag=True, help="Run Flask's debug server instead of gunicorn.")
 def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) -> None:
     """Run the API server (gunicorn). Refuses to start without a valid model or an up-to-date schema."""
@@ -261,7 +657,7 @@ def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) 
         os.environ["MODERATION_MODEL_DIR"] = str(Path(model_dir).resolve())
     config = load_config()
     try:
-        bundle.load(Path(config["MODEL_DIR"]))
+        bundle.load(_live_model_dir(config))
         check_schema(_engine())
     except (bundle.BundleError, SchemaOutOfDate) as error:
         _fail(str(error))

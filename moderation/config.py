@@ -47,6 +47,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECTION_THRESHOLDS", {}, 'Per-section threshold overrides, e.g. {"politics": {"toxic": {"review_at": 0.05}}}.'),
     Setting("LANGUAGES", ["en"], "Languages the model was trained on; confidently detected others are held for review."),
     Setting("LANGUAGE_MIN_CONFIDENCE", 0.9, "Confidence needed before a comment is held for its language."),
+    Setting("SECRET_KEY", None, "Signs the review desk's session cookies. Default: a random key kept in INSTANCE_DIR/secret_key; set the same value on every host."),
+    Setting("SECURE_COOKIES", True, "Send the desk's session cookie over HTTPS only (browsers also accept it on http://127.0.0.1 and localhost)."),
+    Setting("FORCE_HTTPS", False, "Redirect plain-HTTP requests to HTTPS and send HSTS; leave off when a TLS proxy in front does it."),
+    Setting("SESSION_HOURS", 12, "How long a desk sign-in lasts."),
+    Setting("LOGIN_MAX_FAILURES", 5, "Consecutive failed sign-ins after which an account is locked."),
+    Setting("LOGIN_LOCKOUT_SECONDS", 900, "How long a locked account stays locked (an admin can unlock it sooner)."),
+    Setting("LOGIN_RATE_LIMIT", "30 per 10 minutes", "Sign-in attempts allowed per IP address, whatever the account."),
+    Setting("DESK_PAGE_SIZE", 25, "Comments per page in the review desk."),
+    Setting("MODELS_DIR", None, "The model registry: one bundle folder per version. Default: INSTANCE_DIR/models."),
+    Setting("MODEL_CHECK_SECONDS", 5.0, "How often each worker asks which model version is live, and swaps a new one in."),
+    Setting("SITE_LABEL_WEIGHT", 3.0, "How much more a moderator's decision weighs in training than a public dataset row."),
+    Setting("SITE_HOLDOUT_SHARE", 0.2, "Newest share of the site's decisions kept out of training to judge champion and challenger."),
+    Setting("PROMOTION_TOLERANCE", 0.01, "How much ROC AUC a challenger may lose on any public dev set and still be promoted."),
+    Setting("DRIFT_ALERT_OVERTURN", 0.3, "Share of a label's flags that moderators overturn above which `moderation drift` and the dashboard raise an alert."),
+    Setting("DRIFT_MIN_DECISIONS", 20, "Human decisions on a label's flags needed before its overturn rate can raise an alert."),
+    Setting("GROUP_SIMILARITY", 0.8, "Cosine similarity (character n-grams) at which held comments are grouped as near-duplicates."),
+    Setting("CORAL_SIGNING_SECRETS", {}, 'Coral external moderation: site name to the phase\'s signing secret (a list of secrets while rotating), '
+                                         'e.g. {"coral": "ssc_..."}; the secret that verifies X-Coral-Signature names the site. Empty: every Coral request gets 401.'),
 )
 
 DEFAULTS = {s.name: s.default for s in SETTINGS}

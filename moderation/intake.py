@@ -65,9 +65,10 @@ def submit(session: Session, new: NewComment, *, site: str, assessor: Assessor |
     digest = store.text_hash(normalized)
     assessed = _assess(assessor, new.text, normalized)
     detected, confidence = language.detect(new.text)
-    duplicate, history = store.author_facts(session, digest, new.author["email"], new.author["ip"], duplicate_window)
+    duplicate, banned, history = store.author_facts(session, digest, new.author["email"], new.author["ip"], duplicate_window)
     facts = Facts(
-        normalized=normalized, section=new.article["section"], language=detected, language_confidence=confidence, duplicate=duplicate,
+        normalized=normalized, section=new.article["section"], language=detected, language_confidence=confidence,
+        duplicate=duplicate, banned=banned,
     )
     scores = assessed["scores"] if assessed else None
     decision = evaluate(scores, facts, history, rules)

@@ -214,6 +214,78 @@ def schemas(max_text_chars: int) -> dict:
     }
 
 
+# --- Akismet's wire protocol (moderation/akismet.py) -----------------------------------------
+
+FORM = "application/x-www-form-urlencoded"
+AKISMET_FIELDS = {
+    "api_key": "A site API key of this service (Akismet's key). `key` is accepted too.",
+    "key": "The same key, under verify-key's older name.",
+    "blog": "The site's front page URL (required, not checked).",
+    "user_ip": "The commenter's IP address (required except for verify-key).",
+    "user_agent": "The commenter's browser.", "referrer": "Accepted and ignored.", "permalink": "The article's URL.",
+    "comment_type": "Accepted and ignored.", "comment_author": "The commenter's name.", "comment_author_email": "The commenter's email.",
+    "comment_author_url": "An http or https URL.", "comment_content": "The comment (required except for verify-key).",
+    "comment_date_gmt": "Accepted and ignored.", "blog_lang": "Accepted and ignored.", "blog_charset": "Accepted and ignored.",
+    "is_test": "1 or true: decide and answer, but store nothing and learn nothing.", "recheck_reason": "Accepted and ignored.",
+}
+
+
+def akismet_operation(operation_id: str, summary: str, description: str, answers: list[str], *, verdict: bool, max_body_bytes: int) -> dict:
+    """One Akismet call: a form in, a plain-text answer out, HTTP 200 even for a bad key or a missing field."""
+    fields = ("key", "api_key", "blog") if operation_id == "akismetVerifyKey" else tuple(AKISMET_FIELDS)
+    help_header = {"description": "Why the answer is `invalid`, `Missing required field: NAME.` or `Invalid value: NAME.`",
+                   "schema": {"type": "string"}}
+    headers = {"X-akismet-debug-help": help_header}
+    if operation_id != "akismetVerifyKey":
+        headers["X-akismet-error"] = {"description": "Sent with `Invalid value: NAME.`: plugins hold such a comment for a person.",
+                                      "schema": {"type": "string"}}
+    if verdict:
+        headers |= {
+            "X-akismet-pro-tip": {"description": "`discard` with `true` for certain spam (rejected and kept out of every queue).",
+                                  "schema": {"type": "string", "const": "discard"}},
+            "X-Moderation-Decision": {"description": "Not Akismet's: accept, review (answered `false`: the site's own moderation "
+                                                     "settings then apply, and our moderators see it) or reject.",
+                                      "schema": {"type": "string", "enum": list(MODEL_ACTIONS)}},
+            "X-Moderation-Comment-Id": {"description": "Not Akismet's: the stored comment's id (not sent for is_test).",
+                                        "schema": {"type": "integer", "minimum": 1, "maximum": ID_MAX}},
+        }
+    return {"post": {
+        "operationId": operation_id, "tags": ["akismet"], "security": [], "summary": summary,
+        "description": description + " The key travels in the form, as Akismet's does; every answer is text/plain.",
+        "requestBody": {"required": True, "description": f"At most {max_body_bytes} bytes.", "content": {FORM: {"schema": {
+            "type": "object", "properties": {name: {"type": "string", "description": AKISMET_FIELDS[name]} for name in fields}}}}},
+        "responses": {
+            "200": {"description": "Akismet's answer: " + ", ".join(f"`{a}`" for a in answers) + ".", "headers": headers,
+                    "content": {"text/plain": {"schema": {"type": "string", "examples": answers}}}},
+            "413": {"description": f"`Request too large.`: the body is larger than {max_body_bytes} bytes.",
+                    "content": {"text/plain": {"schema": {"type": "string", "const": "Request too large."}}}},
+        },
+    }}
+
+
+def akismet_paths(max_body_bytes: int) -> dict:
+    problems = ["invalid", "Missing required field: user_ip.", "Invalid value: comment_author_email."]
+    thanks = "Thanks for making the web a better place."
+    submission = ("Record the site's report as a moderator-like decision on the stored comment (stored first if it was never "
+                  "checked): a training label. is_test reports change nothing.")
+    return {
+        "/1.1/verify-key": akismet_operation(
+            "akismetVerifyKey", "Akismet: is this a live site key?", "`valid` for a live site key and a blog URL, else `invalid`.",
+            ["valid", "invalid"], verdict=False, max_body_bytes=max_body_bytes),
+        "/1.1/comment-check": akismet_operation(
+            "akismetCommentCheck", "Akismet: store, score and decide a comment",
+            "The same intake as POST /api/v1/comments. `true`: we reject it; `false`: we accept it or hold it for review. "
+            "The same text from the same author email and IP address is answered from the stored comment's current status.",
+            ["true", "false", *problems], verdict=True, max_body_bytes=max_body_bytes),
+        "/1.1/submit-spam": akismet_operation(
+            "akismetSubmitSpam", "Akismet: the site says it is spam (reject as spam)", submission, [thanks, *problems],
+            verdict=False, max_body_bytes=max_body_bytes),
+        "/1.1/submit-ham": akismet_operation(
+            "akismetSubmitHam", "Akismet: the site says it is not spam (approve)", submission, [thanks, *problems],
+            verdict=False, max_body_bytes=max_body_bytes),
+    }
+
+
 # --- the document -------------------------------------------------------------------------
 
 
@@ -317,6 +389,7 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
                                      "description": "Seconds to wait before asking again."}}),
             },
         }},
+        **akismet_paths(max_body_bytes),
         "/metrics": {"get": {
             "operationId": "metrics", "tags": ["health"], "security": [], "summary": "Prometheus metrics",
             "responses": {"200": {"description": "Prometheus text exposition format.", "content": {"text/plain": {"schema": {"type": "string"}}}}},

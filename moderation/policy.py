@@ -58,6 +58,7 @@ class Facts:
     language: str | None = None
     language_confidence: float = 0.0
     duplicate: bool = False
+    banned: bool = False  # a moderator banned this author's email or IP address
 
 
 @dataclass
@@ -133,6 +134,8 @@ def evaluate(scores: dict[str, float] | None, facts: Facts, history: History, ru
         decision = Decision(ACCEPT, [f"trusted author: {history.approved} comments approved, none rejected"])
     if decided >= rules.distrust_min_decided and history.rejected / decided >= rules.distrust_rejection_rate:
         decision.at_least(REVIEW, f"author's comments were rejected {history.rejected} times out of {decided}")
+    if facts.banned:
+        decision.at_least(REVIEW, "author is banned: a moderator holds all of their comments")
     held = _matches(rules.hold_words, facts.normalized)
     if held:
         decision.at_least(REVIEW, f"contains held word(s): {', '.join(held)}")

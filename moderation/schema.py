@@ -1,4 +1,4 @@
-"""The tables: comments, their append-only audit log, and API keys.
+"""The tables: comments, their append-only audit log, API keys, the review desk's users, sessions and bans, and the model registry.
 
 Alembic migrations (moderation/migrations) own the schema in every database; these
 classes describe it for queries. JSON columns hold model output as it was at the time.
@@ -92,3 +92,69 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the key; the key is never stored
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class User(Base):
+    """A person who signs in to the review desk. Passwords are argon2 hashes; never stored in clear."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # "moderator" or "admin"
+    password_hash: Mapped[str] = mapped_column(String(200))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)  # consecutive failures since the last success
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeskSession(Base):
+    """A signed-in browser. The cookie carries a random token; only its sha256 is stored, so sign-out really ends it."""
+
+    __tablename__ = "desk_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Ban(Base):
+    """An author (by email or IP address) whose future comments are all held for review."""
+
+    __tablename__ = "bans"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_bans_kind_value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "email" or "ip"
+    value: Mapped[str] = mapped_column(String(320))
+    created_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelVersion(Base):
+    """A model bundle kept in the registry (INSTANCE_DIR/models/<version>), live or not."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1000))  # bundle folder, relative to the registry folder
+    sha256: Mapped[str] = mapped_column(String(64))  # of the joblib file, from the manifest
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)  # e.g. the retrain verdict
+
+
+class Promotion(Base):
+    """Which version went live, when, by whom and why. Append-only: the newest row names the live model."""
+
+    __tablename__ = "model_promotions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(100), ForeignKey("model_versions.version"))
+    action: Mapped[str] = mapped_column(String(20))  # "promote" or "rollback"
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -48,7 +48,9 @@ _EXTERNAL_ID = text("SELECT id FROM comments WHERE site = :site AND external_id 
 _AUTHOR_FACTS = {
     who: text(
         "SELECT EXISTS (SELECT 1 FROM comments WHERE text_hash = :digest AND created_at >= :since"
-        f" AND ({clause})) AS duplicate, h.approved, h.rejected FROM ("
+        f" AND ({clause})) AS duplicate,"
+        " EXISTS (SELECT 1 FROM bans WHERE (kind = 'email' AND value = :banned_email) OR (kind = 'ip' AND value = :ip)) AS banned,"
+        " h.approved, h.rejected FROM ("
         " SELECT coalesce(sum(CASE WHEN status = :published THEN 1 ELSE 0 END), 0) AS approved,"
         " coalesce(sum(CASE WHEN status = :rejected THEN 1 ELSE 0 END), 0) AS rejected"
         " FROM comments WHERE author_email = :email AND NOT discarded) AS h"
@@ -82,17 +84,18 @@ def get_comment(session: Session, comment_id: int) -> Comment | None:
     return session.get(Comment, comment_id)
 
 
-def author_facts(session: Session, digest: str, email: str | None, ip: str | None, window: timedelta) -> tuple[bool, History]:
-    """Return (duplicate, history): has the same normalised text come from this author or IP
-    address within ``window``, and how many of the author's comments (by email) were published
-    and rejected."""
+def author_facts(session: Session, digest: str, email: str | None, ip: str | None, window: timedelta) -> tuple[bool, bool, History]:
+    """Return (duplicate, banned, history), asked in one statement: has the same normalised text
+    come from this author or IP address within ``window``; is the email or IP address banned
+    (`moderation.bans`); how many of the author's comments (by email) were published and rejected."""
     if not email and not ip:
-        return False, History()
+        return False, False, History()
     query = _AUTHOR_FACTS["both" if email and ip else "email" if email else "ip"]
-    duplicate, approved, rejected = session.connection().execute(query, {
+    duplicate, banned, approved, rejected = session.connection().execute(query, {
         "digest": digest, "since": utcnow() - window, "email": email, "ip": ip, "published": PUBLISHED, "rejected": REJECTED,
+        "banned_email": email.strip().lower() if email else None,  # bans store emails lower-cased
     }).one()
-    return bool(duplicate), History(approved=int(approved), rejected=int(rejected))
+    return bool(duplicate), bool(banned), History(approved=int(approved), rejected=int(rejected))
 
 
 def add_comment(session: Session, values: dict, *, actor: str = "model") -> Comment:
@@ -153,7 +156,7 @@ def history_of(session: Session, comment_id: int) -> list[AuditEntry]:
 
 @dataclass
 class QueueFilter:
-    status: str = PENDING
+    status: str | None = PENDING  # None: every status
     label: str | None = None
     label_at: float = 0.5  # a label filter keeps comments scoring at least this
     article: str | None = None
@@ -180,13 +183,11 @@ def decode_cursor(cursor: str) -> list:
     return values
 
 
-def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: str | None = None, limit: int = 50) -> tuple[list[Comment], str | None]:
-    """Return one page of comments and the cursor of the next page (None at the end).
-
-    Keyset pagination on (risk desc, id desc) or (created_at asc, id asc): a page never
-    repeats or skips a comment because others arrived or left meanwhile.
-    """
-    conditions = [Comment.status == where.status, Comment.discarded.is_(False)]
+def _matching(where: QueueFilter) -> list:
+    """SQL conditions for a filter; ``status`` None matches every status."""
+    conditions = [Comment.discarded.is_(False)]
+    if where.status is not None:
+        conditions.append(Comment.status == where.status)
     if where.label:
         conditions.append(Comment.scores[where.label].as_float() >= where.label_at)
     for column, value in ((Comment.article_id, where.article), (Comment.article_section, where.section),
@@ -198,6 +199,16 @@ def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: s
         conditions.append(Comment.created_at <= now - where.older_than)
     if where.newer_than is not None:
         conditions.append(Comment.created_at >= now - where.newer_than)
+    return conditions
+
+
+def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: str | None = None, limit: int = 50) -> tuple[list[Comment], str | None]:
+    """Return one page of comments and the cursor of the next page (None at the end).
+
+    Keyset pagination on (risk desc, id desc) or (created_at asc, id asc): a page never
+    repeats or skips a comment because others arrived or left meanwhile.
+    """
+    conditions = _matching(where)
     if sort == "risk":
         order = (Comment.risk.desc(), Comment.id.desc())
         if cursor:
@@ -287,3 +298,36 @@ def revoke_key(session: Session, name: str) -> bool:
     result = session.execute(update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow()))
     session.commit()
     return result.rowcount == 1
+
+
+# --- the review desk ----------------------------------------------------------------------
+
+
+def count_matching(session: Session, where: QueueFilter) -> dict[str, int]:
+    """Comments matching the filter (whatever its status), counted per status."""
+    conditions = _matching(QueueFilter(**{**where.__dict__, "status": None}))
+    rows = session.execute(select(Comment.status, func.count()).where(*conditions).group_by(Comment.status)).all()
+    return {status: 0 for status in (PENDING, REJECTED, PUBLISHED)} | dict(rows)
+
+
+def matching_ids(session: Session, where: QueueFilter, limit: int) -> list[int]:
+    """Ids of the comments matching the filter, riskiest first: the target of a bulk action on a filter."""
+    query = select(Comment.id).where(*_matching(where)).order_by(Comment.risk.desc(), Comment.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def comments_by_author(session: Session, *, email: str | None = None, ip: str | None = None, limit: int = 50) -> tuple[dict[str, int], list[Comment]]:
+    """An author's record (counts per status, discarded spam included) and latest comments, by email or IP address."""
+    column, value = (Comment.author_email, email) if email else (Comment.author_ip, ip)
+    counts = dict(session.execute(select(Comment.status, func.count()).where(column == value).group_by(Comment.status)).all())
+    latest = list(session.scalars(select(Comment).where(column == value).order_by(Comment.id.desc()).limit(limit)))
+    return {status: counts.get(status, 0) for status in (PUBLISHED, PENDING, REJECTED)}, latest
+
+
+def last_entry(session: Session, comment_id: int) -> AuditEntry | None:
+    """The latest thing that happened to a comment: who decided it, and when."""
+    return session.scalar(select(AuditEntry).where(AuditEntry.comment_id == comment_id).order_by(AuditEntry.id.desc()).limit(1))
+
+
+def audit_actors(session: Session) -> list[str]:
+    return list(session.scalars(select(AuditEntry.actor).distinct().order_by(AuditEntry.actor)))

@@ -20,7 +20,7 @@ import html
 import re
 import sys
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from confusable_homoglyphs import confusables
 from unidecode import unidecode
@@ -186,9 +186,11 @@ def normalize(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Span:
-    """A stretch of the original text: one word, a link, or a run of spaced letters."""
+class Span(NamedTuple):
+    """A stretch of the original text: one word, a link, or a run of spaced letters.
+
+    A named tuple: explanations make one per word of every comment, and tuples are cheap.
+    """
 
     start: int
     end: int
@@ -201,13 +203,15 @@ def word_spans(text: str) -> list[Span]:
     A run of spaced single letters ("f u c k") is one span, since `normalize` joins it
     into one word; everything else is split on white space.
     """
-    spans: list[Span] = []
-    for match in _NON_SPACE.finditer(text):
-        spans.append(Span(match.start(), match.end(), match.group(0)))
+    spans = [Span(match.start(), match.end(), match.group(0)) for match in _NON_SPACE.finditer(text)]
+    if _SPACED_RUN_HINT.search(text) is None:
+        return spans  # no three one-character words in a row: nothing to merge
     return _merge_spaced_letters(text, spans)
 
 
 _SPACED_GAP = re.compile(r"[ ]{1,3}")
+# Three one-character words 1-3 spaces apart: what every run `_merge_spaced_letters` joins contains.
+_SPACED_RUN_HINT = re.compile(r"(?<!\S)\S[ ]{1,3}\S[ ]{1,3}\S(?!\S)")
 
 
 def _merge_spaced_letters(text: str, spans: list[Span]) -> list[Span]:

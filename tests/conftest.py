@@ -61,7 +61,7 @@ from moderation import create_app, store  # noqa: E402
 from moderation.db import make_engine, upgrade  # noqa: E402
 
 POSTGRES_URL = os.environ.get("MODERATION_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = ("audit_log", "comments", "api_keys")
+TABLES = ("audit_log", "comments", "api_keys", "desk_sessions", "users", "bans", "model_promotions", "model_versions")
 
 
 def _postgres_reachable() -> bool:
@@ -179,3 +179,140 @@ def make_api(database, tiny_bundle, tmp_path):
 @pytest.fixture
 def api(make_api) -> Api:
     return make_api()
+
+
+# --- the review desk -----------------------------------------------------------------------
+
+import re  # noqa: E402
+
+from moderation import accounts  # noqa: E402
+
+PASSWORD = "correct horse battery staple"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Desk:
+    """A browser-like client of the review desk: signs in, keeps the CSRF token, posts forms."""
+
+    def __init__(self, api: Api):
+        self.api = api
+        self.app = api.app
+        self.client = api.app.test_client()
+        self.token = None
+
+    def add_user(self, name: str, role: str = "moderator", password: str = PASSWORD) -> None:
+        with Session(self.app.extensions["moderation.engine"]) as session:
+            accounts.add_user(session, name, role, password)
+
+    def csrf(self, page: str = "/moderate/login") -> str:
+        found = _CSRF.search(self.client.get(page, follow_redirects=True).get_data(as_text=True))
+        assert found, f"no CSRF token on {page}"
+        self.token = found.group(1)
+        return self.token
+
+    def login(self, name: str, password: str = PASSWORD):
+        response = self.client.post("/moderate/login", data={"name": name, "password": password, "csrf_token": self.csrf()})
+        self.token = None  # signing in starts a new session, with a new CSRF token
+        return response
+
+    def post(self, path: str, data: dict | None = None, *, json: bool = False, **kwargs):
+        headers = {"Accept": "application/json"} if json else {}
+        body = {"csrf_token": self.token or self.csrf(), **(data or {})}
+        return self.client.post(path, data=body, headers=headers, **kwargs)
+
+    def decide(self, ids, verdict: str = "approve", *, json: bool = False, follow_redirects: bool = False, **fields):
+        ids = [ids] if isinstance(ids, int) else list(ids)
+        body = {"ids": [str(i) for i in ids], "verdict": verdict, **fields}
+        return self.post("/moderate/decide", body, json=json, follow_redirects=follow_redirects)
+
+    def page(self, path: str) -> str:
+        response = self.client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        return response.get_data(as_text=True)
+
+
+@pytest.fixture
+def desk(api) -> Desk:
+    """A desk client signed in as moderator 'mia', with an admin 'ada' and another moderator 'max' existing."""
+    desk = Desk(api)
+    desk.add_user("mia")
+    desk.add_user("max")
+    desk.add_user("ada", "admin")
+    assert desk.login("mia").status_code == 302
+    return desk
+
+
+# Screenshots from the browser tests: kept after the run, listed in its summary.
+SCREENSHOTS = Path(os.environ.get("MODERATION_TEST_SCREENSHOTS", Path(__file__).resolve().parents[1] / "test-artifacts" / "desk"))
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+_SESSION_START = __import__("time").time()
+
+
+def pytest_terminal_summary(terminalreporter):
+    fresh = sorted(p.name for p in SCREENSHOTS.glob("*.png") if p.stat().st_mtime >= _SESSION_START)
+    if fresh:
+        terminalreporter.write_line(f"desk screenshots ({', '.join(fresh)}) saved in {SCREENSHOTS}")
+
+
+# --- a real browser against the app served over HTTP ----------------------------------------
+
+import contextlib  # noqa: E402
+import threading  # noqa: E402
+
+from werkzeug.serving import make_server  # noqa: E402
+
+CHROMIUM = os.environ.get("MODERATION_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (headless); skipped without it, except under CI=true."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs Chromium at {CHROMIUM} (Debian package 'chromium')")
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+def browser_app(tiny_bundle, sqlite_template, tmp_path, **overrides):
+    """The moderation app on a fresh SQLite database, with desk users mia (moderator) and ada (admin)."""
+    path = tmp_path / "moderation.db"
+    shutil.copy(sqlite_template, path)
+    app = create_app({
+        "TESTING": True, "INSTANCE_DIR": str(tmp_path), "MODEL_DIR": str(tiny_bundle), "DATABASE_URL": f"sqlite:///{path}",
+        "RATE_LIMIT": "1000 per minute", **overrides,
+    })
+    with Session(app.extensions["moderation.engine"]) as session:
+        accounts.add_user(session, "mia", "moderator", PASSWORD)
+        accounts.add_user(session, "ada", "admin", PASSWORD)
+    return app
+
+
+@contextlib.contextmanager
+def serving(app):
+    """Serve ``app`` on a free loopback port in a thread; yield its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        engine = app.extensions.get("moderation.engine")
+        if engine is not None:
+            engine.dispose()
+
+
+def sign_in(page, base_url: str, name: str = "mia") -> None:
+    """Sign in to the review desk through its form, with the keyboard only."""
+    page.goto(base_url + "/moderate/queue")
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/moderate/queue")

@@ -109,3 +109,16 @@ def test_word_ngram_properties(text):
     for i, bigram in enumerate(bigrams):
         assert bigram == f"{tokens[i]} {tokens[i + 1]}"
     assert all(len(g.split()) in WORD_NGRAMS for g in grams)
+
+
+@given(st.lists(normalized_words, max_size=8))
+def test_packed_char_ngrams_are_the_char_ngrams_of_each_token(tokens):
+    from collections import Counter
+
+    from moderation.features import pack_ngram, packed_char_ngrams
+
+    owners, keys = packed_char_ngrams(tokens)
+    assert len(set(map(pack_ngram, char_ngrams_of_word("ab")))) == len(char_ngrams_of_word("ab"))
+    for i, token in enumerate(tokens):
+        assert Counter(keys[owners == i].tolist()) == Counter(map(pack_ngram, char_ngrams_of_word(token)))
+    assert owners.size == sum(len(char_ngrams_of_word(t)) for t in tokens)

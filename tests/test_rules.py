@@ -80,3 +80,14 @@ def test_certain_spam_is_discarded_out_of_every_queue(make_api):
     discarded = posted(api, "Buy cheap pills at bit.ly/x")
     assert discarded["status"] == "rejected" and discarded["discarded"] is True
     assert api.get("/api/v1/queue?status=rejected").get_json()["comments"] == []
+
+
+def test_a_banned_author_is_held_even_when_trusted():
+    from moderation.policy import Facts, History, Rules, evaluate
+
+    rules = Rules(decision_labels=["spam"], thresholds={"spam": {"review_at": 0.5, "reject_at": 0.9}})
+    clean = {"spam": 0.01}
+    assert evaluate(clean, Facts("hello"), History(approved=10), rules).action == "accept"
+    held = evaluate(clean, Facts("hello", banned=True), History(approved=10), rules)
+    assert held.action == "review" and "banned" in held.reasons[-1]
+    assert evaluate({"spam": 0.95}, Facts("hello", banned=True), History(), rules).action == "reject"

@@ -70,3 +70,61 @@ def test_batch_scoring_matches_one_at_a_time(tiny_model):
     for text, row in zip(TEXTS, batch):
         np.testing.assert_allclose(row, list(scorer.score(text).values()), atol=1e-9)
     np.testing.assert_allclose(batch, tiny_model.predict_proba(TEXTS), atol=1e-6)
+
+
+MORE_TEXTS = TEXTS + [
+    "Thanks! But you are a f u c k i n g 1d10t. Free pills: bit.ly/abc",
+    "idiot idiot IDIOT, you are an idiot",
+    "visit cheap-pills.com now or call +1 555 123 4567",
+    "Ｆｒｅｅ ｍｏｎｅｙ at www.example.com ssssstupid!!!",
+    "a b c d e f g",
+    "ok",
+]
+
+
+def _without_weights(terms):
+    return [(t["text"], t["start"], t["end"], t["label"]) for t in terms]
+
+
+def test_batch_explanations_match_one_at_a_time(tiny_model):
+    scorer = FastScorer(tiny_model)
+    probabilities, batch_terms = scorer.explain_batch(MORE_TEXTS, top=3)
+    np.testing.assert_allclose(probabilities, scorer.score_batch(MORE_TEXTS), rtol=0, atol=0)
+    assert any(batch_terms), "the abusive and spammy texts must be explained"
+    for text, row, terms in zip(MORE_TEXTS, probabilities, batch_terms):
+        scores, expected = scorer.score_and_explain(text, top=3)
+        np.testing.assert_allclose(row, list(scores.values()), rtol=0, atol=1e-9)
+        assert _without_weights(terms) == _without_weights(expected), text
+        assert [t["weight"] for t in terms] == pytest.approx([t["weight"] for t in expected], abs=1e-4)
+
+
+def test_a_comment_gets_the_same_numbers_in_any_batch(tiny_model):
+    scorer = FastScorer(tiny_model)
+    probabilities, terms = scorer.explain_batch(MORE_TEXTS)
+    for i in (0, 3, len(MORE_TEXTS) - 1):
+        alone, alone_terms = scorer.explain_batch(MORE_TEXTS[i : i + 1])
+        assert alone.tolist() == probabilities[i : i + 1].tolist()
+        assert alone_terms == terms[i : i + 1]
+    assert scorer.explain_batch([]) [1] == [] and scorer.score_batch([]).shape == (0, len(tiny_model.labels))
+
+
+def test_batch_span_weights_add_up_to_the_log_odds(tiny_model):
+    from moderation.text import normalize
+
+    scorer = FastScorer(tiny_model)
+    texts = ["you are an idiot, visit cheap-pills.com now", "hello world", "Great reporting, thank you"]
+    logits, spans, owner, contribution = scorer.batch.contributions(texts, [normalize(t) for t in texts])
+    for i in range(len(texts)):
+        np.testing.assert_allclose(contribution[owner == i].sum(axis=0), logits[i] - scorer.intercept, atol=1e-9)
+
+
+def test_assess_batch_matches_assess(tiny_model):
+    assessor = Assessor(tiny_model, decision_labels=["spam", "toxic"], thresholds={"spam": {"review_at": 0.3, "reject_at": 0.6}})
+    for explain in (True, False):
+        batch = list(assessor.assess_batch(MORE_TEXTS, explain=explain, chunk=4))  # chunk edges inside the list
+        assert len(batch) == len(MORE_TEXTS)
+        for text, result in zip(MORE_TEXTS, batch):
+            one = assessor.assess(text)
+            assert result["scores"] == pytest.approx(one["scores"], abs=1e-6)
+            assert (result["decision"], result["reasons"]) == (one["decision"], one["reasons"])
+            assert _without_weights(result["terms"]) == (_without_weights(one["terms"]) if explain else [])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,10 +38,15 @@ def call(url: str, body: dict | None = None, key: str | None = None) -> tuple[in
         return error.code, json.loads(error.read())
 
 
-@pytest.fixture
-def server(tmp_path, tiny_bundle):
-    env = {**os.environ, "MODERATION_INSTANCE_DIR": str(tmp_path), "MODERATION_MODEL_DIR": str(tiny_bundle)}
+def server_env(tmp_path, tiny_bundle, **extra) -> dict:
+    env = {**os.environ, "MODERATION_INSTANCE_DIR": str(tmp_path), "MODERATION_MODEL_DIR": str(tiny_bundle), **extra}
     env.pop("MODERATION_DATABASE_URL", None)
+    return env
+
+
+@contextlib.contextmanager
+def running_server(env: dict):
+    """`moderation serve` with 2 workers on a free port, ready; stopped (SIGTERM) on exit."""
     moderation = str(BIN / "moderation")
     subprocess.run([moderation, "db", "upgrade"], env=env, check=True, capture_output=True)
     keys = {role: subprocess.run([moderation, "keys", "create", "--name", role, "--role", role], env=env, check=True,
@@ -66,6 +73,12 @@ def server(tmp_path, tiny_bundle):
         process.stderr.close()
 
 
+@pytest.fixture
+def server(tmp_path, tiny_bundle):
+    with running_server(server_env(tmp_path, tiny_bundle)) as running:
+        yield running
+
+
 def test_comment_round_trip_over_http(server):
     base, keys = server
     status, body = call(base + "/api/v1/comments", {"text": "Thanks for covering the flood defences.", "external_id": "e1"}, keys["site"])
@@ -77,3 +90,22 @@ def test_comment_round_trip_over_http(server):
     assert status == 403 and error["error"]["code"] == "forbidden"
     status, ready = call(base + "/readyz")
     assert status == 200 and ready["model_version"] == body["model_version"]
+
+
+def test_every_worker_switches_to_a_promoted_model_without_a_restart_or_a_failed_request(tmp_path, tiny_bundle):
+    env = server_env(tmp_path, tiny_bundle, MODERATION_MODEL_CHECK_SECONDS="0.2")
+    with running_server(env) as (base, keys):
+        new = tmp_path / "new-bundle"
+        shutil.copytree(tiny_bundle, new)
+        manifest = json.loads((new / "manifest.json").read_text())
+        manifest["version"] = "next-version"
+        (new / "manifest.json").write_text(json.dumps(manifest))
+        old_version = call(base + "/readyz")[1]["model_version"]
+        for command in (["models", "add", str(new)], ["models", "promote", "next-version"]):
+            subprocess.run([str(BIN / "moderation"), *command], env=env, check=True, capture_output=True)
+        answers, deadline = [], time.monotonic() + 60
+        while time.monotonic() < deadline and answers[-20:] != ["next-version"] * 20:  # 20 in a row: both workers switched
+            status, body = call(base + "/api/v1/comments", {"text": f"Comment {len(answers)} on the ferry timetable."}, keys["site"])
+            assert status == 201, body  # not one request fails during the switch
+            answers.append(body["model_version"])
+        assert answers[0] == old_version and answers[-20:] == ["next-version"] * 20

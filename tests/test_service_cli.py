@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,34 @@ def test_configuration_layers(tmp_path):
     assert config["RATE_LIMIT"] == "9 per minute"  # overrides beat everything
     assert config["LANGUAGES"] == ["en", "fr"]
     assert load_config(environ={"MODERATION_CONFIG": str(toml)})["RATE_LIMIT"] == "3 per minute"
+
+
+def test_desk_users_are_added_with_a_password_from_stdin_and_managed_from_the_shell(env):
+    from sqlalchemy.orm import Session
+
+    from moderation import accounts
+
+    run("db", "upgrade")
+    runner = CliRunner()
+    added = runner.invoke(cli, ["users", "add", "mia", "--role", "admin"], input="a long enough secret\n")
+    assert added.exit_code == 0, added.output
+    assert "a long enough secret" not in added.output
+    assert runner.invoke(cli, ["users", "add", "mia"], input="another long secret\n").exit_code != 0  # taken
+    short = runner.invoke(cli, ["users", "add", "max"], input="short\n")
+    assert short.exit_code != 0 and "at least 10 characters" in short.output
+    assert runner.invoke(cli, ["users", "add", "max"], input="").exit_code != 0  # no password at all
+    assert re.search(r"^mia\tadmin\t", run("users", "list").output, re.M)
+    engine = make_engine(load_config()["DATABASE_URL"])
+    with Session(engine) as session:
+        assert accounts.authenticate(session, "mia", "a long enough secret", max_failures=5, lockout=timedelta(0)).user
+        for _ in range(5):
+            accounts.authenticate(session, "mia", "wrong", max_failures=5, lockout=timedelta(hours=1))
+        assert accounts.authenticate(session, "mia", "a long enough secret", max_failures=5, lockout=timedelta(hours=1)).user is None
+    assert run("users", "unlock", "mia").exit_code == 0
+    assert runner.invoke(cli, ["users", "passwd", "mia"], input="a brand new secret\n").exit_code == 0
+    assert run("users", "disable", "mia").exit_code == 0
+    assert "disabled" in run("users", "list").output
+    assert run("users", "disable", "nobody").exit_code != 0
+    with Session(engine) as session:
+        assert accounts.authenticate(session, "mia", "a brand new secret", max_failures=5, lockout=timedelta(0)).user is None
+    engine.dispose()

@@ -370,3 +370,17 @@ def test_spaced_letters_example():
 @pytest.mark.parametrize("text", ["a b", "I am a b-side fan", "x y 1 z"])
 def test_fewer_than_three_single_letters_do_not_merge(text):
     assert [s.text for s in word_spans(text)] == text.split()
+
+
+@no_deadline
+@given(
+    st.lists(st.tuples(st.sampled_from(["a", "é", "1", ".", "ab"]), st.sampled_from([" ", "  ", "   ", "    ", "\t", "\u00a0"])), max_size=12).map(
+        lambda pieces: "".join(word + gap for word, gap in pieces)
+    )
+    | tricky_text
+)
+def test_the_shortcut_past_merging_never_changes_the_spans(text):
+    from moderation.text import _NON_SPACE, Span, _merge_spaced_letters
+
+    raw = [Span(m.start(), m.end(), m.group(0)) for m in _NON_SPACE.finditer(text)]
+    assert word_spans(text) == _merge_spaced_letters(text, raw)

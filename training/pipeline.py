@@ -95,21 +95,24 @@ def run_training(
     open_only: bool = False,
     config: TrainingConfig | None = None,
     compare: bool = False,
+    extra: list[Example] | None = None,
+    extra_facts: list[dict] | None = None,
     progress: Callable[[str], None] = lambda stage: None,
 ) -> tuple[dict, list[dict]]:
     """Train, evaluate on the dev splits, and write the bundle with its report.
 
     ``compare`` also trains the other model kinds and the baselines, and writes the
-    comparison table into the report (several times slower).
+    comparison table into the report (several times slower). ``extra`` examples (the
+    site's own decisions) join the registered sets, described by ``extra_facts``.
 
     :return: the manifest written and the per-dataset dev metric rows.
     """
     config = config or TrainingConfig()
     chosen = select_datasets(data_dir, names, open_only)
-    if not chosen:
+    if not chosen and not extra:
         raise ValueError(f"no usable dataset in {data_dir} (nor data/examples.csv); pass --data DIR")
     progress(f"reading {len(chosen)} datasets")
-    examples = load_examples(data_dir, chosen)
+    examples = load_examples(data_dir, chosen) + list(extra or [])
     fitting, calibration, dev = split(examples)
     progress(f"training on {len(fitting):,} comments ({config.kind})")
     model, facts = train_model(fitting, calibration, config)
@@ -117,7 +120,7 @@ def run_training(
     probabilities = model.predict_proba([e.text for e in dev])
     rows = per_dataset(probabilities, model.labels, dev, model.thresholds)
     manifest = bundle.save(model, out_dir, {
-        "datasets": dataset_facts(chosen, data_dir, examples),
+        "datasets": dataset_facts(chosen, data_dir, examples) + list(extra_facts or []),
         "training": {**asdict(config), "label_facts": facts},
         "dev_metrics": rows,
     })

@@ -43,6 +43,7 @@ class TrainingConfig:
     max_missed: float = 0.02
     max_word_features: int = 150_000
     max_char_features: int = 250_000
+    source_boost: dict[str, float] | None = None  # e.g. {"site": 3.0}: the site's own decisions weigh more
 
     def prior(self, label: str) -> float:
         return (self.priors or DEPLOYMENT_PRIORS)[label]
@@ -100,6 +101,11 @@ def source_weights(examples: list[Example], index: np.ndarray, y: np.ndarray, pr
     return weights * len(index) / weights.sum()
 
 
+def boosts(examples: list[Example], index: np.ndarray, boost: dict[str, float] | None) -> np.ndarray:
+    """Per-row multipliers for sources that deserve more weight than the balancing gives them."""
+    return np.array([(boost or {}).get(examples[i].source, 1.0) for i in index])
+
+
 def train_model(fitting: list[Example], calibration: list[Example], config: TrainingConfig | None = None) -> tuple[ModerationModel, dict]:
     """Fit features and every label present, calibrate on held-out rows, pick thresholds.
 
@@ -113,7 +119,8 @@ def train_model(fitting: list[Example], calibration: list[Example], config: Trai
     coefs, intercepts, calibrations, thresholds, facts = [], [], [], {}, {}
     for label in labels:
         index, y = label_rows(fitting, label)
-        coef, intercept = fit_linear(X[index], y, source_weights(fitting, index, y), kind=config.kind, C=config.C)
+        weights = source_weights(fitting, index, y) * boosts(fitting, index, config.source_boost)
+        coef, intercept = fit_linear(X[index], y, weights, kind=config.kind, C=config.C)
         a, b, chosen = 1.0, 0.0, {"review_at": 0.5, "reject_at": 1.0}
         cal_index, cal_y = label_rows(calibration, label)
         if Xcal is not None and len(set(cal_y.tolist())) == 2:

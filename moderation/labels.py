@@ -1,0 +1,90 @@
+"""Moderators' decisions become training labels.
+
+approve -> neither spam nor toxic; reject as spam -> spam; reject as abuse -> toxic;
+reject as off topic or other -> no label (it says nothing about spam or abuse). Only a
+comment's latest human decision counts (an overturn replaces the earlier one), and the
+same normalised text counts once, with its latest decision: a spam wave from a hundred
+accounts is one example, not a hundred. Exports carry text and labels only: no names,
+emails or addresses.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Iterator, TextIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from moderation.schema import AuditEntry, Comment
+from moderation.store import aware
+
+LABELS = ("spam", "toxic")
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Labelled:
+    text: str
+    labels: dict[str, int]
+    decided_at: datetime
+
+
+def labels_for(action: str, reason: str | None) -> dict[str, int] | None:
+    """The training labels a human decision implies, or None when it implies none."""
+    if action == "approve":
+        return {"spam": 0, "toxic": 0}
+    if action == "reject" and reason == "spam":
+        return {"spam": 1}
+    if action == "reject" and reason == "abuse":
+        return {"toxic": 1}
+    return None
+
+
+def _latest_human_decisions(session: Session, since: datetime | None) -> Iterator[tuple]:
+    """(text_hash, text, action, reason, created_at) of each comment's latest human decision, read in chunks."""
+    latest = (select(func.max(AuditEntry.id).label("id")).where(AuditEntry.actor != "model").group_by(AuditEntry.comment_id)).subquery()
+    query = (
+        select(Comment.text_hash, Comment.text, AuditEntry.action, AuditEntry.reason, AuditEntry.created_at)
+        .join(latest, latest.c.id == AuditEntry.id).join(Comment, Comment.id == AuditEntry.comment_id)
+        .order_by(AuditEntry.id)
+    )
+    if since is not None:
+        query = query.where(AuditEntry.created_at >= since)
+    result = session.execute(query.execution_options(yield_per=CHUNK))  # a server-side cursor on PostgreSQL
+    for partition in result.partitions():
+        yield from partition
+
+
+def site_labels(session: Session, since: datetime | None = None) -> list[Labelled]:
+    """The site's labelled comments, one per distinct text (its latest decision), oldest first."""
+    by_text: dict[str, Labelled] = {}
+    for digest, text, action, reason, created_at in _latest_human_decisions(session, since):
+        labels = labels_for(action, reason)
+        by_text.pop(digest, None)  # a later decision on the same text replaces the earlier one, even if it gives no label
+        if labels is not None:
+            by_text[digest] = Labelled(text, labels, aware(created_at))
+    return sorted(by_text.values(), key=lambda row: row.decided_at)
+
+
+def write_csv(rows: Iterable[Labelled], handle: TextIO) -> int:
+    """Write ``text, spam, toxic, decided_at`` (an empty cell: label unknown); return the row count."""
+    writer = csv.writer(handle)
+    writer.writerow(["text", *LABELS, "decided_at"])
+    count = 0
+    for row in rows:
+        writer.writerow([row.text, *(row.labels.get(label, "") for label in LABELS), row.decided_at.isoformat()])
+        count += 1
+    return count
+
+
+def read_csv(handle: TextIO) -> list[Labelled]:
+    """Read what `write_csv` wrote (the training pipeline's way in)."""
+    rows = []
+    for record in csv.DictReader(handle):
+        labels = {label: int(record[label]) for label in LABELS if record.get(label, "").strip() in ("0", "1")}
+        if record.get("text", "").strip() and labels:
+            rows.append(Labelled(record["text"], labels, aware(datetime.fromisoformat(record["decided_at"]))))
+    return rows

@@ -1,0 +1,167 @@
+"""The review desk in a real browser: Debian's Chromium driven by Playwright, against the app served over HTTP.
+
+Screenshots of the queue and the dashboard are saved under SCREENSHOTS (printed at the
+end of the test run).
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session
+
+from conftest import HOLD_EVERYTHING, SCREENSHOTS, Api, browser_app, serving, sign_in
+from moderation import store
+
+HOSTILE = [
+    "<script>window.__pwned = 'script'</script>",
+    "<img src=x onerror=\"window.__pwned = 'img'\">",
+    "<a href=\"javascript:window.__pwned='link'\">free prize</a>",
+    "</textarea><script>alert('textarea')</script>",
+    "<svg onload=\"alert('svg')\"></svg>",
+    "\"><iframe srcdoc=\"<script>parent.__pwned='iframe'</script>\"></iframe>",
+]
+
+
+class Site:
+    """The app served on a loopback port, with a site key to post comments and desk users."""
+
+    def __init__(self, app, url: str):
+        self.app, self.url = app, url
+        self.api = Api(app)
+
+    def comment(self, text: str, email: str = "reader@example.org", ip: str = "192.0.2.1", name: str = "Reader") -> int:
+        response = self.api.post_comment(text, author={"name": name, "email": email, "ip": ip})
+        assert response.status_code == 201, response.json
+        return response.json["id"]
+
+    def status(self, comment_id: int) -> str:
+        with Session(self.app.extensions["moderation.engine"]) as session:
+            return store.get_comment(session, comment_id).status
+
+    def decide_as(self, name: str, comment_id: int, action: str = "approve") -> None:
+        with Session(self.app.extensions["moderation.engine"]) as session:
+            store.decide(session, comment_id, actor=name, action=action, reason=None if action == "approve" else "spam", note=None)
+
+
+@pytest.fixture
+def site(tiny_bundle, sqlite_template, tmp_path):
+    app = browser_app(tiny_bundle, sqlite_template, tmp_path, THRESHOLDS=HOLD_EVERYTHING, DISCARD_SPAM_AT=2.0)
+    with serving(app) as url:
+        yield Site(app, url)
+
+
+@pytest.fixture
+def page(browser, site):
+    """A fresh browser context (own cookies), signed in as mia through the form, keyboard only."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    sign_in(page, site.url)
+    yield page
+    context.close()
+
+
+def _reload_queue(page, site, query: str = ""):
+    page.goto(site.url + "/moderate/queue" + query)
+    page.wait_for_load_state("load")
+
+
+def test_sign_in_sets_a_secure_http_only_cookie_the_page_cannot_read(page):
+    cookie = next(c for c in page.context.cookies() if c["name"] == "moderation_session")
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
+    assert "moderation_session" not in page.evaluate("document.cookie")
+    assert page.locator("header .who").inner_text().startswith("mia")
+
+
+def test_a_moderator_works_the_queue_with_the_keyboard_only(page, site):
+    first = site.comment("First comment, about the tram line.", email="a@example.org")
+    second = site.comment("Second comment, about the harbour.", email="b@example.org")
+    third = site.comment("Third comment, about the school.", email="c@example.org")
+    fourth = site.comment("Fourth comment, about the library.", email="d@example.org")
+    fifth = site.comment("Fifth comment, about the park.", email="e@example.org")
+    _reload_queue(page, site, "?sort=age")
+    assert page.locator("article.card.current").get_attribute("id") == f"c-{first}"
+    page.keyboard.press("?")
+    assert page.locator("dialog#help").is_visible()
+    page.keyboard.press("Escape")
+    page.keyboard.press("a")  # approve the first
+    page.wait_for_selector(f"#c-{first}", state="detached")
+    assert page.locator("article.card.current").get_attribute("id") == f"c-{second}"
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    page.keyboard.press("s")  # the second is spam
+    page.wait_for_selector(f"#c-{second}", state="detached")
+    page.keyboard.press("d")  # the third is abuse
+    page.wait_for_selector(f"#c-{third}", state="detached")
+    page.keyboard.press("x")  # select the fourth
+    page.keyboard.press("j")
+    page.keyboard.press("x")  # and the fifth
+    page.keyboard.press("s")  # reject the selection as spam
+    page.wait_for_selector(f"#c-{fifth}", state="detached")
+    assert [site.status(i) for i in (first, second, third, fourth, fifth)] == ["published", "rejected", "rejected", "rejected", "rejected"]
+    assert "2 comments rejected (spam)." in page.locator("#live").inner_text()
+    assert page.locator('.count[data-tab="pending"]').inner_text() == "0"
+
+
+def test_a_group_of_near_duplicates_is_rejected_at_once(page, site):
+    wave = [site.comment(text, email=f"bot{n}@example.org", ip=f"203.0.113.{n}") for n, text in enumerate([
+        "Cheap Rolex replicas at www.watch-deals.example, 90% off today only!",
+        "Cheap Rolex replicas at www.watch-deals.example 90% off, today only!!",
+        "CHEAP ROLEX REPLICAS at www.watch-deals.example 90% OFF TODAY ONLY",
+    ])]
+    keep = site.comment("I was at the match and the atmosphere was great.", email="fan@example.org")
+    _reload_queue(page, site)
+    group = page.locator(".group").first
+    assert "3 similar comments" in group.inner_text()
+    group.get_by_role("button", name="Reject all 3 as spam").click()
+    page.wait_for_selector(".group", state="detached")
+    for comment_id in wave:
+        page.wait_for_selector(f"#c-{comment_id}", state="detached")
+    assert [site.status(i) for i in wave] == ["rejected"] * 3
+    assert site.status(keep) == "pending"
+    page.screenshot(path=str(SCREENSHOTS / "queue-after-group.png"), full_page=True)
+
+
+def test_a_decision_someone_else_made_first_shows_a_conflict_message(page, site):
+    comment_id = site.comment("A comment two moderators look at together.")
+    _reload_queue(page, site)
+    site.decide_as("max", comment_id, "approve")  # another moderator, elsewhere, is quicker
+    page.keyboard.press("s")
+    message = page.locator("#live .message.conflict")
+    message.wait_for()
+    assert f"Comment #{comment_id} was already published by max" in message.inner_text()
+    assert site.status(comment_id) == "published"
+
+
+def test_hostile_comments_run_no_script_anywhere(page, site):
+    ids = [site.comment(text, email=f"h{n}@example.org", name=text) for n, text in enumerate(HOSTILE)]
+    for path in ("/moderate/queue", "/moderate/queue/all", f"/moderate/comments/{ids[0]}", f"/moderate/comments/{ids[3]}",
+                 "/moderate/author?email=h0@example.org", "/moderate/audit"):
+        page.goto(site.url + path)
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(200)  # time for an onerror or onload handler to fire, were it to exist
+        assert page.evaluate("window.__pwned === undefined"), path
+        assert page.dialogs == [], path
+        assert page.locator("iframe").count() == 0, path
+    page.goto(site.url + "/moderate/queue")
+    shown = page.locator(f"#c-{ids[0]} blockquote.text").inner_text()
+    assert shown == HOSTILE[0]  # shown as the text the reader typed
+
+
+def test_screenshots_of_the_queue_and_the_dashboard(page, site):
+    texts = [
+        ("Visit www.cheap-pills.example for the best prices!!!", "promo@example.org"),
+        ("You are an idiot and so is everyone who agrees with you.", "angry@example.org"),
+        ("The council should publish the bridge inspection report.", "civic@example.org"),
+        ("Great reporting, thank you for covering the flood.", "thanks@example.org"),
+    ]
+    ids = [site.comment(text, email=email) for text, email in texts]
+    site.decide_as("mia", ids[3], "approve")
+    _reload_queue(page, site)
+    page.screenshot(path=str(SCREENSHOTS / "queue.png"), full_page=True)
+    page.goto(site.url + "/moderate/dashboard")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("Array.from(document.images).every(img => img.complete && img.naturalWidth > 0)")
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    assert (SCREENSHOTS / "queue.png").stat().st_size > 10_000

@@ -1,0 +1,257 @@
+"""The learning loop on a small scale, on SQLite and PostgreSQL: comments in, moderators decide through
+the API, labels exported, a challenger retrained and judged, promoted (or refused), the live server
+switching version without a restart, rollback, and tampered bundles refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import threading
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
+
+from moderation import bundle, labels, registry
+from moderation.cli import cli
+from moderation.schema import Promotion, utcnow
+from conftest import HOLD_EVERYTHING
+from training.retrain import Verdict, judge, site_examples
+
+BRANDS = ["quickcoin", "doublr", "moonbag", "satoshix", "yieldfarm", "cryptobro", "hodlnow", "pumpit", "richbot", "coinrain"]
+TOPICS = ["tram extension", "school budget", "harbour plan", "library hours", "bridge repairs", "flood defences",
+          "bus timetable", "park renovation", "housing report", "council vote"]
+
+
+def site_spam(n: int) -> str:
+    brand = BRANDS[n % len(BRANDS)]
+    return f"My {brand} bot doubled my coins in {n % 7 + 2} days, message me on telegram @{brand}{n} to join"
+
+
+def site_clean(n: int) -> str:
+    topic = TOPICS[n % len(TOPICS)]
+    return f"I read the piece on the {topic} twice; point {n % 9 + 1} about costs deserves a follow-up from the council"
+
+
+@pytest.fixture
+def loop(make_api, tiny_bundle, tmp_path, monkeypatch, database):
+    """The app (with the tiny model as the default bundle), the CLI pointed at the same database and folders."""
+    model_dir = tmp_path / "default-model"
+    shutil.copytree(tiny_bundle, model_dir)
+    settings = {"INSTANCE_DIR": str(tmp_path), "MODEL_DIR": str(model_dir), "MODEL_CHECK_SECONDS": 0.05,
+                "SITE_HOLDOUT_SHARE": 0.25, "DUPLICATE_WINDOW_SECONDS": 0}
+    api = make_api(**settings)
+    for name, value in {**settings, **database}.items():
+        monkeypatch.setenv(f"MODERATION_{name}", str(value))
+    monkeypatch.setenv("MODERATION_THRESHOLDS", json.dumps(HOLD_EVERYTHING))  # the CLI judges by the app's thresholds
+    monkeypatch.delenv("MODERATION_CONFIG", raising=False)
+    return api
+
+
+def cli_run(*args, input=None):
+    result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+    return result
+
+
+def moderate(api, count: int, *, flip_older_than: int | None = None) -> None:
+    """Post spam and clean comments alternately; moderators decide each through the API.
+
+    With ``flip_older_than``, the first decisions are deliberately wrong (spam approved,
+    clean rejected as spam): the newest, held-out ones stay right.
+    """
+    for n in range(count):
+        spam = n % 2 == 0
+        text = site_spam(n) if spam else site_clean(n)
+        created = api.post_comment(text, author={"email": f"reader{n}@example.org"})
+        assert created.status_code == 201, created.json
+        wrong = flip_older_than is not None and n < flip_older_than
+        if spam != wrong:
+            response = api.decide(created.json["id"], "reject", "spam")
+        else:
+            response = api.decide(created.json["id"], "approve")
+        assert response.status_code == 200, response.json
+
+
+def served_version(url: str, key: str) -> str:
+    body = json.dumps({"text": "Checking which model answers.", "author": {"email": f"probe{time.monotonic_ns()}@example.org"}}).encode()
+    request = urllib.request.Request(url + "/api/v1/comments", data=body, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)["model_version"]
+
+
+def wait_for_version(url: str, key: str, version: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = served_version(url, key)
+        if seen == version:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the server still answers with {seen}, not {version}")
+
+
+@pytest.fixture
+def server(loop):
+    http = make_server("127.0.0.1", 0, loop.app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+    thread.join()
+
+
+def test_decisions_export_as_labels_without_personal_data_and_the_latest_decision_wins(loop, tmp_path):
+    spam = loop.post_comment("Visit www.pills.example for cheap pills", author={"email": "sam@example.org", "name": "Sam"}).json["id"]
+    clean = loop.post_comment("Thanks for the report on the harbour.", author={"email": "ann@example.org"}).json["id"]
+    abuse = loop.post_comment("You are a complete moron", author={"email": "tom@example.org"}).json["id"]
+    other = loop.post_comment("This belongs under another article.", author={"email": "oli@example.org"}).json["id"]
+    loop.decide(spam, "approve")
+    loop.decide(spam, "reject", "spam", expected_status="published")  # overturned: the later decision counts
+    loop.decide(clean, "approve")
+    loop.decide(abuse, "reject", "abuse")
+    loop.decide(other, "reject", "off_topic")
+    out = tmp_path / "labels.csv"
+    result = cli_run("export-labels", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = labels.read_csv(io.StringIO(out.read_text()))
+    assert [(r.text, r.labels) for r in rows] == [
+        ("Visit www.pills.example for cheap pills", {"spam": 1}),
+        ("Thanks for the report on the harbour.", {"spam": 0, "toxic": 0}),
+        ("You are a complete moron", {"toxic": 1}),
+    ]
+    exported = out.read_text()
+    assert "sam@example.org" not in exported and "Sam" not in exported
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
+    assert cli_run("export-labels", "--since", tomorrow, "--out", "-").output.strip() == "text,spam,toxic,decided_at"
+
+
+def test_the_same_text_from_many_authors_counts_once(loop):
+    wave = "Join my crypto group for guaranteed profit"
+    for n in range(5):
+        comment = loop.post_comment(wave, author={"email": f"bot{n}@example.org", "ip": f"203.0.113.{n}"}).json["id"]
+        loop.decide(comment, "reject", "spam")
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        rows = labels.site_labels(session)
+    assert [(r.text, r.labels) for r in rows] == [(wave, {"spam": 1})]
+
+
+def test_the_newest_decisions_are_held_out():
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rows = [labels.Labelled(f"comment {n}", {"spam": n % 2}, start + timedelta(hours=n)) for n in range(10)]
+    examples = site_examples(list(reversed(rows)), 0.3)
+    assert [e.text for e in examples if e.split == "dev"] == ["comment 7", "comment 8", "comment 9"]
+    assert all(e.source == "site" for e in examples)
+
+
+def _row(dataset, label, auc, ap):
+    return {"dataset": dataset, "label": label, "roc_auc": auc, "average_precision": ap}
+
+
+def test_judge_promotes_only_a_challenger_better_on_site_data_and_not_worse_on_public_sets():
+    champion = [_row("site", "spam", 0.80, 0.60), _row("youtube_spam", "spam", 0.95, 0.90)]
+    assert judge(champion, [_row("site", "spam", 0.90, 0.80), _row("youtube_spam", "spam", 0.945, 0.89)], tolerance=0.01).promote
+    worse_public = judge(champion, [_row("site", "spam", 0.90, 0.80), _row("youtube_spam", "spam", 0.90, 0.80)], tolerance=0.01)
+    assert not worse_public.promote and any("youtube_spam / spam" in r for r in worse_public.reasons)
+    not_better = judge(champion, [_row("site", "spam", 0.80, 0.60), _row("youtube_spam", "spam", 0.99, 0.99)], tolerance=0.01)
+    assert not not_better.promote and "not better" in not_better.reasons[0]
+    no_site = judge(champion[1:], [_row("youtube_spam", "spam", 0.99, 0.99)], tolerance=0.01)
+    assert no_site == Verdict(False, [no_site.reasons[0]]) and "no held-out site decisions" in no_site.reasons[0]
+
+
+def test_the_whole_loop_promotes_a_better_model_the_server_switches_and_rollback_restores(loop, server):
+    default = bundle.read_manifest(loop.app.config["MODEL_DIR"])["version"]
+    assert served_version(server, loop.site_key) == default
+    moderate(loop, 80)
+    result = cli_run("retrain", "--datasets", "examples", "--kind", "logreg")
+    assert result.exit_code == 0, result.output
+    assert "promoted" in result.output and "better" in result.output
+    assert "| site | spam |" in result.output  # the side-by-side table has the site's held-out row
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        live = registry.live_version(session)
+    assert live != default
+    wait_for_version(server, loop.site_key, live)  # no restart
+    listed = cli_run("models", "list").output
+    assert f"* {live}" in listed and default in listed
+    assert json.loads(cli_run("models", "show", live).output)["version"] == live
+    assert any(d["name"] == "site" for d in json.loads(cli_run("models", "show", live).output)["datasets"])
+    rolled = cli_run("models", "rollback")
+    assert rolled.exit_code == 0 and default in rolled.output
+    wait_for_version(server, loop.site_key, default)
+    assert cli_run("models", "rollback").exit_code != 0  # nothing older than the first model
+    assert cli_run("models", "promote", live).exit_code == 0
+    wait_for_version(server, loop.site_key, live)
+
+
+def test_a_challenger_trained_on_flipped_labels_is_refused(loop):
+    moderate(loop, 80, flip_older_than=60)  # the 60 oldest decisions are wrong; the 20 held out are right
+    result = cli_run("retrain", "--datasets", "examples", "--kind", "logreg")
+    assert result.exit_code == 0, result.output
+    assert "kept the champion" in result.output and "not better" in result.output
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        assert registry.live_version(session) is None  # the default model stays live
+        assert len(registry.entries(session)) == 1  # the refused challenger is kept for inspection
+
+
+def test_a_tampered_bundle_is_never_promoted_nor_swapped_in(loop, server):
+    config = loop.app.config
+    default = bundle.read_manifest(config["MODEL_DIR"])["version"]
+    candidate = registry.models_dir(config) / "candidate"
+    shutil.copytree(config["MODEL_DIR"], candidate)
+    manifest = json.loads((candidate / "manifest.json").read_text())
+    manifest["version"] = "tampered-1"
+    (candidate / "manifest.json").write_text(json.dumps(manifest))
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        registry.register(session, config, candidate)
+    joblib_file = registry.bundle_dir(config, "tampered-1") / bundle.MODEL_FILE
+    with open(joblib_file, "r+b") as handle:  # flip bytes in the middle of the pickle
+        handle.seek(1000)
+        handle.write(b"\x00\xff" * 8)
+    refused = cli_run("models", "promote", "tampered-1")
+    assert refused.exit_code != 0 and "cannot go live" in refused.output
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        assert registry.live_version(session) is None
+        # Even if a promotion slipped past the check (a row written by hand), the servers refuse the bundle.
+        session.add(Promotion(version="tampered-1", action="promote", actor="intruder", created_at=utcnow()))
+        session.commit()
+    time.sleep(0.5)
+    for _ in range(10):
+        assert served_version(server, loop.site_key) == default
+        time.sleep(0.05)
+
+
+def test_rescore_resolves_what_the_live_model_is_now_sure_of_and_audits_each(loop, monkeypatch):
+    held = [loop.post_comment(site_spam(n) if n % 2 == 0 else site_clean(n), author={"email": f"r{n}@example.org"}).json["id"] for n in range(6)]
+    assert cli_run("rescore", "--dry-run").output.startswith("6 pending comments re-scored")
+    # Thresholds that decide (the tests' defaults hold everything): publish below 0.5 spam, reject from 0.9.
+    monkeypatch.setenv("MODERATION_THRESHOLDS", json.dumps({"spam": {"review_at": 0.5, "reject_at": 0.9}, "toxic": {"review_at": 2.0, "reject_at": 2.0}}))
+    result = cli_run("rescore", "--status", "pending")
+    assert result.exit_code == 0, result.output
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        from moderation import store
+
+        comments = [store.get_comment(session, i) for i in held]
+        resolved = [c for c in comments if c.status != "pending"]
+        assert resolved, "the stricter thresholds should resolve some comments"
+        for comment in resolved:
+            last = store.history_of(session, comment.id)[-1]
+            assert (last.actor, last.reason, last.previous_status, last.new_status) == ("model", "rescore", "pending", comment.status)
+        assert str(sum(c.status == "published" for c in comments)) + " were published" in result.output
+
+
+def test_drift_reports_scores_per_label_and_alerts_when_moderators_overturn_too_many_flags(loop, tmp_path):
+    quiet = cli_run("drift", "--days", "7", "--data", str(tmp_path / "no-public-data"))
+    assert quiet.exit_code == 0 and "no alerts" in quiet.output
+    for n in range(25):  # the test thresholds flag every comment as spam; people approve them all
+        comment = loop.post_comment(site_clean(n), author={"email": f"d{n}@example.org"}).json["id"]
+        loop.decide(comment, "approve")
+    result = cli_run("drift", "--days", "7", "--data", str(tmp_path / "no-public-data"))
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^\| spam \| 25 \| ", result.output, re.M)
+    assert "ALERT spam: moderators overturned 25 of 25 flags (100%" in result.output
+    assert cli_run("drift", "--fail-on-alert", "--data", str(tmp_path / "no-public-data")).exit_code == 1

@@ -1,0 +1,45 @@
+"""Near-duplicate grouping and the desk's text highlighting: pure functions."""
+
+from moderation.desk.render import drivers, highlight
+from moderation.similar import group_similar
+
+WAVE = [
+    "Earn $900 weekly working from home, visit www.jobs-now.example today!",
+    "Earn $900 weekly working from home!! visit www.jobs-now.example today",
+    "EARN $900 WEEKLY WORKING FROM HOME visit www.jobs-now.example TODAY",
+    "Earn $9OO weekly w0rking from h0me, visit www.jobs-now.example today!",
+    "Earn $900 weekly wоrking frоm hоme, visit www.jobs-now.example today!",  # Cyrillic o
+]
+OTHERS = [
+    "The council vote on the budget is next Tuesday.",
+    "I think the referee got the penalty decision wrong.",
+    "Does anyone know when the bridge reopens?",
+]
+
+
+def test_a_spam_wave_with_small_changes_is_one_group_and_different_comments_stay_apart():
+    groups = group_similar(OTHERS[:2] + WAVE + OTHERS[2:], 0.8)
+    assert groups == [[2, 3, 4, 5, 6]]
+
+
+def test_nothing_to_group():
+    assert group_similar([], 0.8) == [] and group_similar(["only one"], 0.8) == []
+    assert group_similar(["", ""], 0.8) == []
+    assert group_similar(OTHERS, 0.8) == []
+
+
+def test_highlight_keeps_every_character_and_marks_only_the_named_labels():
+    text = "you idiot, buy pills"
+    terms = [{"start": 4, "end": 9, "label": "toxic", "weight": 2.0}, {"start": 15, "end": 20, "label": "spam", "weight": 1.0},
+             {"start": 4, "end": 9, "label": "insult", "weight": 1.5}, {"start": 50, "end": 60, "label": "spam", "weight": 9.0}]
+    segments = highlight(text, terms)
+    assert "".join(s.text for s in segments) == text
+    assert [(s.text, s.label) for s in segments if s.label] == [("idiot", "toxic"), ("pills", "spam")]
+    only_spam = highlight(text, terms, {"spam"})
+    assert [(s.text, s.label) for s in only_spam if s.label] == [("pills", "spam")]
+
+
+def test_the_labels_worth_highlighting_are_those_the_reasons_name_or_the_model_finds_likely():
+    scores = {"spam": 0.08, "toxic": 0.7, "insult": 0.2}
+    assert drivers(scores, ["spam score 0.08 is at or above the review threshold 0.05"]) == {"spam", "toxic"}
+    assert drivers(scores, []) == {"toxic"}
