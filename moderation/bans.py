@@ -1,10 +1,13 @@
-"""Author bans: a moderator's "reject and ban" holds every later comment from that email or IP address."""
+"""Author bans: a moderator's "reject and ban" holds every later comment from that email or IP address.
+
+Intake asks whether an author is banned within its one author-facts statement (`store.author_facts`).
+"""
 
 from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy import delete, or_, select, text
+from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -12,7 +15,6 @@ from sqlalchemy.orm import Session
 from moderation.schema import Ban
 
 KINDS = ("email", "ip")
-_IS_BANNED = text("SELECT 1 FROM bans WHERE (kind = 'email' AND value = :email) OR (kind = 'ip' AND value = :ip) LIMIT 1")
 
 
 def canonical(kind: str, value: str) -> str:
@@ -37,13 +39,6 @@ def lift(session: Session, kind: str, value: str) -> bool:
     result = session.execute(delete(Ban).where(Ban.kind == kind, Ban.value == canonical(kind, value)))
     session.commit()
     return result.rowcount == 1
-
-
-def is_banned(session: Session, email: str | None, ip: str | None) -> bool:
-    if not email and not ip:
-        return False
-    found = session.connection().scalar(_IS_BANNED, {"email": canonical("email", email) if email else None, "ip": ip})
-    return found is not None
 
 
 def bans_for(session: Session, email: str | None, ip: str | None) -> list[Ban]:

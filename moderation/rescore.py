@@ -10,12 +10,13 @@ left alone (the same conditional update as every decision).
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from moderation import bans, language, store
+from moderation import language, store
 from moderation.assessor import Assessor
 from moderation.policy import Facts, Rules, evaluate
 from moderation.schema import PENDING, AuditEntry, Comment, utcnow
@@ -31,11 +32,15 @@ class Rescored:
     skipped: int = 0  # decided by a person while we worked
 
 
-def _facts(session: Session, comment: Comment, normalized: str) -> Facts:
-    """What the rules know about a held comment now (a duplicate was rejected at intake, so none is pending)."""
+def _facts(session: Session, comment: Comment, normalized: str):
+    """What the rules know about a held comment now: its language, whether its author is banned, their record.
+
+    A duplicate was rejected at intake, so no pending comment is one.
+    """
     detected, confidence = language.detect(comment.text)
-    return Facts(normalized=normalized, section=comment.article_section, language=detected, language_confidence=confidence,
-                 banned=bans.is_banned(session, comment.author_email, comment.author_ip))
+    _, banned, history = store.author_facts(session, comment.text_hash, comment.author_email, comment.author_ip, timedelta(0))
+    facts = Facts(normalized=normalized, section=comment.article_section, language=detected, language_confidence=confidence, banned=banned)
+    return facts, history
 
 
 def rescore_pending(session: Session, assessor: Assessor, rules: Rules, *, dry_run: bool = False, limit: int | None = None) -> Rescored:
@@ -53,7 +58,7 @@ def rescore_pending(session: Session, assessor: Assessor, rules: Rules, *, dry_r
             result.seen += 1
             normalized = normalize(comment.text)
             assessed = assessor.assess(comment.text, normalized=normalized)
-            decision = evaluate(assessed["scores"], _facts(session, comment, normalized), store.author_history(session, comment.author_email), rules)
+            decision = evaluate(assessed["scores"], *_facts(session, comment, normalized), rules)
             result.outcomes[decision.action] += 1
             if dry_run:
                 continue
