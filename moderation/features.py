@@ -13,9 +13,10 @@ import re
 
 import numpy as np
 
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils import murmurhash3_32
 
 from moderation.text import normalize
 
@@ -107,3 +108,66 @@ def build_features(*, max_word_features: int = 150_000, max_char_features: int =
             ),
         ]
     )
+
+
+# --- hashed features: the out-of-core training path (`training.streaming`) -------------
+
+HASH_FEATURES = 2**20  # columns per block (words, chars): fixed, so no vocabulary pass is needed
+
+
+def build_hashed_features(*, n_features: int = HASH_FEATURES, idf: tuple[np.ndarray, np.ndarray] | None = None) -> Pipeline:
+    """Build normalise -> (word, char) hashed n-gram counts -> sublinear TF-IDF, with the same analyzers.
+
+    A `HashingVectorizer` needs no fitted vocabulary, so features can be computed one chunk
+    at a time over any number of comments. The IDF weights (``idf``: words, chars) come from
+    document frequencies counted in one streaming pass (`idf_from_df`); without them, 1.
+    Float64 throughout, so the fast scorer reproduces ``predict_proba`` to 1e-9.
+    """
+    blocks = []
+    for position, (name, analyzer) in enumerate((("words", word_ngrams), ("chars", char_ngrams))):
+        hasher = HashingVectorizer(analyzer=analyzer, n_features=n_features, alternate_sign=False, norm=None, lowercase=False, dtype=np.float64)
+        weighting = TfidfTransformer(sublinear_tf=True)
+        weighting.idf_ = np.ones(n_features) if idf is None else np.asarray(idf[position], dtype=np.float64)
+        weighting.n_features_in_ = n_features
+        blocks.append((name, Pipeline([("hash", hasher), ("idf", weighting)])))
+    return Pipeline([("normalize", FunctionTransformer(normalize_all)), ("tfidf", FeatureUnion(blocks))])
+
+
+def idf_from_df(df: np.ndarray, n_documents: int) -> np.ndarray:
+    """Smoothed IDF as scikit-learn's TF-IDF computes it: ln((1 + n) / (1 + df)) + 1."""
+    return np.log((1.0 + n_documents) / (1.0 + np.asarray(df, dtype=np.float64))) + 1.0
+
+
+class HashedVocabulary:
+    """A vocabulary-shaped view of the hashing trick: ``get(gram)`` is the column `HashingVectorizer` gives it.
+
+    Lets the fast scorer and the batch path look up hashed n-grams the way they look up a
+    fitted TF-IDF vocabulary. Every gram has a column, so ``default`` is never returned.
+    """
+
+    def __init__(self, n_features: int):
+        self.n_features = n_features
+
+    def get(self, gram: str, default=None) -> int:
+        h = murmurhash3_32(gram, seed=0)  # the signed hash of the UTF-8 bytes, as `HashingVectorizer` takes it
+        return (2147483647 - (self.n_features - 1)) % self.n_features if h == -2147483648 else abs(h) % self.n_features
+
+    def __len__(self) -> int:
+        return self.n_features
+
+
+def block_lookups(features: Pipeline) -> list[tuple[dict | HashedVocabulary, np.ndarray]]:
+    """Return ``(vocabulary, idf)`` for the word block and the char block of a fitted feature pipeline.
+
+    Either a fitted `TfidfVectorizer` (its vocabulary) or a hashing block (`HashedVocabulary`),
+    so serving code needs to know only that a gram maps to a column.
+    """
+    union = dict(features.named_steps["tfidf"].transformer_list)
+    lookups = []
+    for name in ("words", "chars"):
+        block = union[name]
+        if isinstance(block, TfidfVectorizer):
+            lookups.append((block.vocabulary_, block.idf_))
+        else:
+            lookups.append((HashedVocabulary(block.named_steps["hash"].n_features), block.named_steps["idf"].idf_))
+    return lookups
