@@ -185,3 +185,18 @@ def test_site_labels_stream_in_chunks_with_the_latest_decision_per_text(database
     assert streamed == [(row.text, row.labels) for row in expected]
     assert ("clean 3", {"toxic": 1}) in streamed and ("buy pills", {"spam": 1}) in streamed
     assert len(streamed) == 8 and "undecided" not in {text for text, _ in streamed}
+
+
+def test_hashed_counter_and_featurizer_equal_the_hashing_pipeline(rows):
+    from moderation.features import HashedCounter, build_hashed_features
+    from training.streaming import _Featurizer
+
+    texts = TEXTS + [e.text for e in rows[:300]]
+    idf = (np.linspace(1, 3, 2**14), np.linspace(2, 4, 2**14))
+    features = build_hashed_features(n_features=2**14, idf=idf)
+    expected = features.transform(texts)
+    actual = _Featurizer(features, HashedCounter(2**14))(texts)
+    expected.sort_indices()
+    np.testing.assert_array_equal(actual.indptr, expected.indptr)
+    np.testing.assert_array_equal(actual.indices, expected.indices)
+    np.testing.assert_allclose(actual.data, expected.data, rtol=1e-12)

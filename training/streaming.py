@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
+from scipy import sparse
 from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import Pipeline
 
-from moderation.features import HASH_FEATURES, build_hashed_features, idf_from_df, normalize_all
+from moderation.features import HASH_FEATURES, HashedCounter, build_hashed_features, idf_from_df, normalize_all
 from moderation.model import LABEL_HELP, LinearLabels, ModerationModel
 from training.datasets import Example
 from training.fit import choose_thresholds, platt
@@ -105,18 +106,29 @@ def _train_rows(chunk: list[Example]) -> tuple[list[Example], list[Example]]:
     return fitting, calibration
 
 
-def _count(chunks: Chunks, n_features: int) -> _Counts:
+class _Featurizer:
+    """The hashed TF-IDF rows of a chunk, as ``features.transform`` gives them, counted by a cached `HashedCounter`."""
+
+    def __init__(self, features: Pipeline, counter: HashedCounter):
+        self.weightings = [block.named_steps["idf"] for _, block in features.named_steps["tfidf"].transformer_list]
+        self.counter = counter
+
+    def __call__(self, texts: list[str]) -> sparse.csr_matrix:
+        blocks = self.counter.counts(normalize_all(texts))
+        return sparse.hstack([weighting.transform(block) for weighting, block in zip(self.weightings, blocks)], format="csr")
+
+
+def _count(chunks: Chunks, counter: HashedCounter) -> _Counts:
     """Pass 1: label counts for the weights, document frequencies of hashed columns for the IDF."""
+    n_features = counter.vocabulary.n_features
     counts = _Counts(df=[np.zeros(n_features, dtype=np.int64), np.zeros(n_features, dtype=np.int64)])
-    hashers = [block.named_steps["hash"] for _, block in build_hashed_features(n_features=n_features).named_steps["tfidf"].transformer_list]
     for chunk in chunks():
         fitting, calibration = _train_rows(chunk)
         counts.add(fitting, calibration=False)
         counts.add(calibration, calibration=True)
         if fitting:
-            normalized = normalize_all([e.text for e in fitting])
-            for df, hasher in zip(counts.df, hashers):
-                df += np.bincount(hasher.transform(normalized).indices, minlength=n_features)  # canonical rows: one entry per column
+            for df, block in zip(counts.df, counter.counts(normalize_all([e.text for e in fitting]))):
+                df += np.bincount(block.indices, minlength=n_features)  # canonical rows: one entry per column
             counts.documents += len(fitting)
     return counts
 
@@ -129,7 +141,7 @@ def _label_batch(rows: list[Example], label: str, weights: dict, boost: dict[str
     return np.array(index, dtype=np.int64), y, w
 
 
-def _fit(chunks: Chunks, features: Pipeline, labels: list[str], counts: _Counts, config: TrainingConfig, streaming: StreamingConfig) -> dict[str, SGDClassifier]:
+def _fit(chunks: Chunks, features: _Featurizer, labels: list[str], counts: _Counts, config: TrainingConfig, streaming: StreamingConfig) -> dict[str, SGDClassifier]:
     """Pass 2: ``epochs`` sweeps of `partial_fit` per label, each chunk shuffled (fixed seed)."""
     weights = {label: cell_weights(counts.fitting[label]) for label in labels}
     models = {}
@@ -144,7 +156,7 @@ def _fit(chunks: Chunks, features: Pipeline, labels: list[str], counts: _Counts,
             if not fitting:
                 continue
             fitting = [fitting[i] for i in rng.permutation(len(fitting))]
-            X = features.transform([e.text for e in fitting]).tocsr()
+            X = features([e.text for e in fitting])
             for label in labels:
                 index, y, w = _label_batch(fitting, label, weights[label], config.source_boost or {})
                 if index.size:
@@ -152,7 +164,7 @@ def _fit(chunks: Chunks, features: Pipeline, labels: list[str], counts: _Counts,
     return models
 
 
-def _calibrate(chunks: Chunks, features: Pipeline, linear: LinearLabels, counts: _Counts, config: TrainingConfig, streaming: StreamingConfig) -> tuple[list, dict, dict]:
+def _calibrate(chunks: Chunks, features: _Featurizer, linear: LinearLabels, counts: _Counts, config: TrainingConfig, streaming: StreamingConfig) -> tuple[list, dict, dict]:
     """Pass 3: log-odds of a bounded sample of calibration rows; Platt scaling and thresholds from them."""
     labels = list(linear.labels)
     rate = {label: min(1.0, streaming.max_calibration_rows / max(1, sum(counts.calibration.get(label, Counter()).values()))) for label in labels}
@@ -162,7 +174,7 @@ def _calibrate(chunks: Chunks, features: Pipeline, linear: LinearLabels, counts:
         _, calibration = _train_rows(chunk)
         if not calibration:
             continue
-        z = linear.decision_function(features.transform([e.text for e in calibration]))
+        z = linear.decision_function(features([e.text for e in calibration]))
         keep = rng.random((len(calibration), len(labels)))
         for column, label in enumerate(labels):
             for i, e in enumerate(calibration):
@@ -194,20 +206,22 @@ def train_streaming(chunks: Chunks, config: TrainingConfig | None = None, stream
     """
     config = config or TrainingConfig()
     streaming = streaming or StreamingConfig()
-    counts = _count(chunks, streaming.n_features)
+    counter = HashedCounter(streaming.n_features)
+    counts = _count(chunks, counter)
     labels = [label for label in LABEL_HELP if label in counts.fitting and len({y for _, y in counts.fitting[label]}) == 2]
     if not labels:
         raise ValueError("no label has both positive and negative fitting rows in the stream")
     idf = tuple(idf_from_df(df, counts.documents) for df in counts.df)
     features = build_hashed_features(n_features=streaming.n_features, idf=idf)
-    models = _fit(chunks, features, labels, counts, config, streaming)
+    featurize = _Featurizer(features, counter)
+    models = _fit(chunks, featurize, labels, counts, config, streaming)
     linear = LinearLabels(
         labels=tuple(labels),
         coef=np.vstack([models[label].coef_.ravel() for label in labels]).astype(np.float32),
         intercept=np.array([float(models[label].intercept_[0]) for label in labels], dtype=np.float64),
         calibration=np.ones((len(labels), 2)) * (1.0, 0.0),
     )
-    calibrations, thresholds, calibration_facts = _calibrate(chunks, features, linear, counts, config, streaming)
+    calibrations, thresholds, calibration_facts = _calibrate(chunks, featurize, linear, counts, config, streaming)
     linear.calibration = np.array(calibrations, dtype=np.float64)
     facts = {
         label: {
