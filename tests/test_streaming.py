@@ -21,7 +21,7 @@ from moderation.features import HashedVocabulary
 from moderation.schema import AuditEntry, Comment
 from moderation.scorer import FastScorer
 from training.datasets import Example, default_data_dir, load_dataset
-from training.streaming import StreamingConfig, cell_weights, in_chunks, train_streaming
+from training.streaming import StreamingConfig, cell_weights, in_chunks, site_chunks, train_streaming
 from training.train import label_rows, source_weights
 
 SMALL = StreamingConfig(n_features=2**16, epochs=3)
@@ -185,6 +185,11 @@ def test_site_labels_stream_in_chunks_with_the_latest_decision_per_text(database
     assert streamed == [(row.text, row.labels) for row in expected]
     assert ("clean 3", {"toxic": 1}) in streamed and ("buy pills", {"spam": 1}) in streamed
     assert len(streamed) == 8 and "undecided" not in {text for text, _ in streamed}
+    engine = make_engine(database["DATABASE_URL"], database.get("DATABASE_SCHEMA"))
+    site = [e for chunk in site_chunks(engine, holdout_share=0.25, size=3)() for e in chunk]
+    engine.dispose()
+    assert [(e.text, e.labels) for e in site] == streamed
+    assert [e.split for e in site] == ["train"] * 6 + ["dev"] * 2 and {e.source for e in site} == {"site"}
 
 
 def test_hashed_counter_and_featurizer_equal_the_hashing_pipeline(rows):

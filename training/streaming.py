@@ -81,6 +81,33 @@ def in_chunks(examples: list[Example], size: int, seed: int = 0) -> Chunks:
     return chunks
 
 
+def site_chunks(engine, *, since=None, holdout_share: float = 0.0, size: int = 10_000, source: str = "site") -> Chunks:
+    """Serve the site's labelled decisions from the database, one chunk in memory at a time.
+
+    Each pass runs `moderation.labels.stream_site_labels` again in its own session. The
+    newest ``holdout_share`` (by decision order) become dev rows, which training skips and
+    evaluation can use: the row count comes from one extra pass, made once.
+    """
+    from sqlalchemy.orm import Session
+
+    from moderation.labels import stream_site_labels
+
+    def labelled() -> Iterator[list]:
+        with Session(engine) as session:
+            yield from stream_site_labels(session, since, size)
+
+    total = sum(map(len, labelled())) if holdout_share else 0
+    cut = total - int(round(total * holdout_share))
+
+    def chunks() -> Iterator[list[Example]]:
+        seen = 0
+        for rows in labelled():
+            yield [Example(row.text, dict(row.labels), source, source, "train" if seen + i < cut or not holdout_share else "dev") for i, row in enumerate(rows)]
+            seen += len(rows)
+
+    return chunks
+
+
 def cell_weights(counts: Mapping[tuple[str, int], int], prior: float | None = None) -> dict[tuple[str, int], float]:
     """Per-row weight of each (source, value) cell: `training.train.source_weights` from counts alone.
 
