@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import platform
 import random
@@ -59,13 +60,13 @@ class Generator:
     def __init__(self, seed: int, vocabulary: int = 50_000, noise: float = 0.03):
         self.rng = random.Random(seed)
         self.words = _pseudo_words(random.Random(12345), vocabulary)  # the same made-up language for every seed
-        self.weights = [1 / (rank + 1) for rank in range(vocabulary)]  # Zipf
+        self.cum_weights = list(itertools.accumulate(1 / (rank + 1) for rank in range(vocabulary)))  # Zipf
         self.noise = noise
 
     def _filler(self, k: int) -> list[str]:
         rng = self.rng
         start = rng.randrange(len(CLEAN) - k)
-        made_up = rng.choices(self.words, weights=self.weights, k=max(1, k // 3)) if rng.random() < 0.7 else []
+        made_up = rng.choices(self.words, cum_weights=self.cum_weights, k=max(1, k // 3)) if rng.random() < 0.7 else []
         return CLEAN[start : start + k] + made_up
 
     def comment(self, source: str) -> tuple[str, int, int]:
