@@ -67,12 +67,13 @@ class BatchScorer:
 
     def __init__(self, scorer: FastScorer, cache_size: int = 1 << 17):
         self.scorer = scorer
-        # The char vocabulary as sorted `pack_ngram` keys: one np.searchsorted per batch.
-        vocabulary = scorer.char_vocabulary
-        keys = np.fromiter(map(pack_ngram, vocabulary), dtype=np.int64, count=len(vocabulary))
-        order = np.argsort(keys)
-        self.char_keys = keys[order]
-        self.char_key_columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=keys.size)[order]
+        if not scorer.hashed:
+            # The char vocabulary as sorted `pack_ngram` keys: one np.searchsorted per batch.
+            vocabulary = scorer.char_vocabulary
+            keys = np.fromiter(map(pack_ngram, vocabulary), dtype=np.int64, count=len(vocabulary))
+            order = np.argsort(keys)
+            self.char_keys = keys[order]
+            self.char_key_columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=keys.size)[order]
         self._span_parts = functools.lru_cache(maxsize=cache_size)(self._span_parts_uncached)
 
     @staticmethod
@@ -100,6 +101,22 @@ class BatchScorer:
         known = columns >= 0
         return _csr(rows[known], columns[known], amounts[known], (len(sequences), self.scorer.word_idf.size))
 
+    def _known_char_columns(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return (token index, column) of every char n-gram of ``tokens`` found in the fitted vocabulary."""
+        owner, keys = packed_char_ngrams(tokens)
+        where = np.searchsorted(self.char_keys, keys).clip(max=max(self.char_keys.size - 1, 0))
+        known = self.char_keys[where] == keys if self.char_keys.size else np.zeros(keys.size, dtype=bool)
+        return owner[known], self.char_key_columns[where[known]]
+
+    def _hashed_char_columns(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return (token index, column) of every char n-gram of ``tokens`` under the hashing trick.
+
+        Every n-gram has a column; each token's columns come from the scorer's token cache.
+        """
+        columns = [self.scorer._token(token).char_columns for token in tokens]
+        owner = np.repeat(np.arange(len(tokens)), [c.size for c in columns])
+        return owner, np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
+
     def _char_counts(self, *row_sets: list[list[str]]) -> list[sparse.csr_matrix]:
         """Char n-gram counts (rows x char features) for each list of token rows given.
 
@@ -107,10 +124,8 @@ class BatchScorer:
         """
         indptrs = [_indptr(rows) for rows in row_sets]
         distinct, ids = _distinct(list(itertools.chain.from_iterable(itertools.chain.from_iterable(row_sets))))
-        owner, keys = packed_char_ngrams(distinct)
-        where = np.searchsorted(self.char_keys, keys).clip(max=max(self.char_keys.size - 1, 0))
-        known = self.char_keys[where] == keys if self.char_keys.size else np.zeros(keys.size, dtype=bool)
-        table = _csr(owner[known], self.char_key_columns[where[known]], np.ones(int(known.sum())), (len(distinct), self.scorer.char_idf.size))
+        owner, columns = (self._hashed_char_columns if self.scorer.hashed else self._known_char_columns)(distinct)
+        table = _csr(owner, columns, np.ones(owner.size), (len(distinct), self.scorer.char_idf.size))
         counts, start = [], 0
         for indptr in indptrs:
             part = ids[start : start + indptr[-1]]

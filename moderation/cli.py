@@ -62,7 +62,10 @@ def cli() -> None:
 @click.option("--open-licenses-only", is_flag=True, help="Skip datasets without an open license (research-only sets).")
 @click.option("--kind", type=click.Choice(["logreg", "nbsvm", "svm", "ensemble"]), default="ensemble", show_default=True, help="Linear model family.")
 @click.option("--compare", is_flag=True, help="Also train the other kinds and the baselines; write the comparison into the report.")
-def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare) -> None:
+@click.option("--backend", type=click.Choice(["memory", "streaming"]), default=None,
+              help="memory: TF-IDF over all rows at once (--kind applies); streaming: hashed features and SGD chunk by chunk, "
+                   "for millions of comments. Default: the TRAINING_BACKEND setting.")
+def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare, backend) -> None:
     """Train a model bundle on the labelled datasets and write its report."""
     from tqdm import tqdm
 
@@ -88,7 +91,8 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare) -> Non
         try:
             manifest, rows = run_training(
                 data, out,
-                names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind), compare=compare, progress=progress,
+                names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind), compare=compare,
+                backend=backend or config["TRAINING_BACKEND"], progress=progress,
             )
         except ValueError as error:
             _fail(str(error))

@@ -65,6 +65,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GROUP_SIMILARITY", 0.8, "Cosine similarity (character n-grams) at which held comments are grouped as near-duplicates."),
     Setting("CORAL_SIGNING_SECRETS", {}, 'Coral external moderation: site name to the phase\'s signing secret (a list of secrets while rotating), '
                                          'e.g. {"coral": "ssc_..."}; the secret that verifies X-Coral-Signature names the site. Empty: every Coral request gets 401.'),
+    Setting("TRAINING_BACKEND", "memory", 'How `moderation train` fits: "memory" (TF-IDF over all rows at once) or "streaming" (hashed features, SGD chunk by chunk: memory bounded for millions of comments).'),
 )
 
 DEFAULTS = {s.name: s.default for s in SETTINGS}

@@ -12,10 +12,12 @@ import itertools
 import re
 
 import numpy as np
+from scipy import sparse
 
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils import murmurhash3_32
 
 from moderation.text import normalize
 
@@ -107,3 +109,109 @@ def build_features(*, max_word_features: int = 150_000, max_char_features: int =
             ),
         ]
     )
+
+
+# --- hashed features: the out-of-core training path (`training.streaming`) -------------
+
+HASH_FEATURES = 2**20  # columns per block (words, chars): fixed, so no vocabulary pass is needed
+
+
+def build_hashed_features(*, n_features: int = HASH_FEATURES, idf: tuple[np.ndarray, np.ndarray] | None = None) -> Pipeline:
+    """Build normalise -> (word, char) hashed n-gram counts -> sublinear TF-IDF, with the same analyzers.
+
+    A `HashingVectorizer` needs no fitted vocabulary, so features can be computed one chunk
+    at a time over any number of comments. The IDF weights (``idf``: words, chars) come from
+    document frequencies counted in one streaming pass (`idf_from_df`); without them, 1.
+    Float64 throughout, so the fast scorer reproduces ``predict_proba`` to 1e-9.
+    """
+    blocks = []
+    for position, (name, analyzer) in enumerate((("words", word_ngrams), ("chars", char_ngrams))):
+        hasher = HashingVectorizer(analyzer=analyzer, n_features=n_features, alternate_sign=False, norm=None, lowercase=False, dtype=np.float64)
+        weighting = TfidfTransformer(sublinear_tf=True)
+        weighting.idf_ = np.ones(n_features) if idf is None else np.asarray(idf[position], dtype=np.float64)
+        weighting.n_features_in_ = n_features
+        blocks.append((name, Pipeline([("hash", hasher), ("idf", weighting)])))
+    return Pipeline([("normalize", FunctionTransformer(normalize_all)), ("tfidf", FeatureUnion(blocks))])
+
+
+def idf_from_df(df: np.ndarray, n_documents: int) -> np.ndarray:
+    """Smoothed IDF as scikit-learn's TF-IDF computes it: ln((1 + n) / (1 + df)) + 1."""
+    return np.log((1.0 + n_documents) / (1.0 + np.asarray(df, dtype=np.float64))) + 1.0
+
+
+class HashedVocabulary:
+    """A vocabulary-shaped view of the hashing trick: ``get(gram)`` is the column `HashingVectorizer` gives it.
+
+    Lets the fast scorer and the batch path look up hashed n-grams the way they look up a
+    fitted TF-IDF vocabulary. Every gram has a column, so ``default`` is never returned.
+    """
+
+    def __init__(self, n_features: int):
+        self.n_features = n_features
+
+    def get(self, gram: str, default=None) -> int:
+        h = murmurhash3_32(gram, seed=0)  # the signed hash of the UTF-8 bytes, as `HashingVectorizer` takes it
+        return (2147483647 - (self.n_features - 1)) % self.n_features if h == -2147483648 else abs(h) % self.n_features
+
+    def __len__(self) -> int:
+        return self.n_features
+
+
+def block_lookups(features: Pipeline) -> list[tuple[dict | HashedVocabulary, np.ndarray]]:
+    """Return ``(vocabulary, idf)`` for the word block and the char block of a fitted feature pipeline.
+
+    Either a fitted `TfidfVectorizer` (its vocabulary) or a hashing block (`HashedVocabulary`),
+    so serving code needs to know only that a gram maps to a column.
+    """
+    union = dict(features.named_steps["tfidf"].transformer_list)
+    lookups = []
+    for name in ("words", "chars"):
+        block = union[name]
+        if isinstance(block, TfidfVectorizer):
+            lookups.append((block.vocabulary_, block.idf_))
+        else:
+            lookups.append((HashedVocabulary(block.named_steps["hash"].n_features), block.named_steps["idf"].idf_))
+    return lookups
+
+
+class HashedCounter:
+    """Hashed word and char n-gram counts of many normalised texts: what the hashing blocks count, faster.
+
+    `HashingVectorizer` hashes every n-gram occurrence in Python-visible strings. Words
+    follow Zipf's law, so here each distinct word, bigram and token (for its char n-grams)
+    is hashed once and cached across calls, and a batch's counts are assembled with a
+    sparse product. The matrices equal the hashing blocks' counts (the tests check);
+    training streams millions of comments through this several times.
+    """
+
+    def __init__(self, n_features: int = HASH_FEATURES, cache_size: int = 1 << 17):
+        self.vocabulary = HashedVocabulary(n_features)
+        self._column = functools.lru_cache(maxsize=cache_size)(self.vocabulary.get)
+        self._token_columns = functools.lru_cache(maxsize=cache_size)(self._token_columns_uncached)
+
+    def _token_columns_uncached(self, token: str) -> np.ndarray:
+        return np.fromiter(map(self.vocabulary.get, char_ngrams_of_word(token)), dtype=np.int64)
+
+    def _matrix(self, columns: np.ndarray, indptr: np.ndarray) -> "sparse.csr_matrix":
+        matrix = sparse.csr_matrix((np.ones(columns.size), columns, indptr), shape=(indptr.size - 1, self.vocabulary.n_features))
+        matrix.sum_duplicates()
+        return matrix
+
+    def counts(self, normalized: list[str]) -> tuple["sparse.csr_matrix", "sparse.csr_matrix"]:
+        """Return (word counts, char counts), one row per normalised text."""
+        grams = list(map(word_ngrams, normalized))
+        flat = list(itertools.chain.from_iterable(grams))
+        indptr = np.concatenate([[0], np.cumsum(np.fromiter(map(len, grams), dtype=np.int64, count=len(grams)))])
+        word_counts = self._matrix(np.fromiter(map(self._column, flat), dtype=np.int64, count=len(flat)), indptr)
+        tokens = list(map(str.split, normalized))
+        distinct = list(dict.fromkeys(itertools.chain.from_iterable(tokens)))
+        position = dict(zip(distinct, range(len(distinct))))
+        per_token = list(map(self._token_columns, distinct))
+        table = self._matrix(np.concatenate(per_token) if per_token else np.zeros(0, dtype=np.int64),
+                             np.concatenate([[0], np.cumsum([c.size for c in per_token], dtype=np.int64)]))
+        ids = np.fromiter((position[t] for row in tokens for t in row), dtype=np.int64)
+        token_indptr = np.concatenate([[0], np.cumsum(np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens)))])
+        incidence = sparse.csr_matrix((np.ones(ids.size), ids, token_indptr), shape=(len(tokens), len(distinct)))
+        char_counts = sparse.csr_matrix(incidence @ table)
+        char_counts.sum_duplicates()
+        return word_counts, char_counts

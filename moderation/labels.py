@@ -69,6 +69,36 @@ def site_labels(session: Session, since: datetime | None = None) -> list[Labelle
     return sorted(by_text.values(), key=lambda row: row.decided_at)
 
 
+def stream_site_labels(session: Session, since: datetime | None = None, chunk: int = CHUNK) -> Iterator[list[Labelled]]:
+    """The site's labelled comments in lists of at most ``chunk``, in decision order, for out-of-core training.
+
+    The same rows as `site_labels` (one per distinct text, its latest decision winning),
+    but the database does the de-duplication (the highest audit id per text hash), so
+    memory holds one chunk however many decisions there are. Ordered by audit id, not
+    sorted by ``decided_at`` as `site_labels` is.
+    """
+    per_comment = select(func.max(AuditEntry.id).label("id")).where(AuditEntry.actor != "model").group_by(AuditEntry.comment_id).subquery()
+    per_text = (
+        select(func.max(AuditEntry.id).label("id"))
+        .join(per_comment, per_comment.c.id == AuditEntry.id).join(Comment, Comment.id == AuditEntry.comment_id)
+        .group_by(Comment.text_hash)
+    )
+    if since is not None:
+        per_text = per_text.where(AuditEntry.created_at >= since)
+    latest = per_text.subquery()
+    query = (
+        select(Comment.text, AuditEntry.action, AuditEntry.reason, AuditEntry.created_at)
+        .join(latest, latest.c.id == AuditEntry.id).join(Comment, Comment.id == AuditEntry.comment_id)
+        .order_by(AuditEntry.id)
+    )
+    result = session.execute(query.execution_options(yield_per=chunk))  # a server-side cursor on PostgreSQL
+    for partition in result.partitions():
+        rows = [Labelled(text, labels, aware(created_at)) for text, action, reason, created_at in partition
+                if (labels := labels_for(action, reason)) is not None]
+        if rows:
+            yield rows
+
+
 def write_csv(rows: Iterable[Labelled], handle: TextIO) -> int:
     """Write ``text, spam, toxic, decided_at`` (an empty cell: label unknown); return the row count."""
     writer = csv.writer(handle)

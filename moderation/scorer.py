@@ -17,7 +17,7 @@ import numpy as np
 from scipy import sparse
 
 from moderation.batch import BatchScorer
-from moderation.features import char_ngrams_of_word, words
+from moderation.features import HashedVocabulary, block_lookups, char_ngrams_of_word, words
 from moderation.model import ModerationModel, sigmoid
 from moderation.text import Span, normalize, word_spans
 
@@ -64,14 +64,12 @@ class FastScorer:
     def __init__(self, model: ModerationModel, cache_size: int = 1 << 17):
         self.labels = model.labels
         linear = model.pipeline[-1]
-        union = model.pipeline.named_steps["features"].named_steps["tfidf"]
-        word_vectorizer, char_vectorizer = (dict(union.transformer_list)[name] for name in ("words", "chars"))
+        (self.word_vocabulary, word_idf), (self.char_vocabulary, char_idf) = block_lookups(model.pipeline.named_steps["features"])
+        self.hashed = isinstance(self.char_vocabulary, HashedVocabulary)  # hashed n-grams: no vocabulary to search
         coef = np.asarray(linear.coef, dtype=np.float64)
-        n_words = len(word_vectorizer.vocabulary_)
-        self.word_vocabulary = word_vectorizer.vocabulary_
-        self.char_vocabulary = char_vectorizer.vocabulary_
-        self.word_idf = word_vectorizer.idf_.astype(np.float64)
-        self.char_idf = char_vectorizer.idf_.astype(np.float64)
+        n_words = word_idf.size
+        self.word_idf = word_idf.astype(np.float64)
+        self.char_idf = char_idf.astype(np.float64)
         self.word_weights = np.ascontiguousarray(coef[:, :n_words].T)  # (n_word_features, n_labels)
         self.char_weights = np.ascontiguousarray(coef[:, n_words:].T)
         self.intercept = np.asarray(linear.intercept, dtype=np.float64)

@@ -147,6 +147,25 @@ def test_a_recheck_answers_from_the_stored_comment_and_its_moderators(deciding):
     assert other_address.headers["X-Moderation-Comment-Id"] != str(comment_id)  # another sender: a new comment
 
 
+def test_the_readmes_recipe_sends_the_librarys_calls_to_another_host(deciding):
+    """README "Akismet and Coral": an httpx event hook rewrites rest.akismet.com to this service's host."""
+    wsgi, hosts = httpx.WSGITransport(app=deciding.app), []
+
+    class Recording(httpx.BaseTransport):
+        def handle_request(self, request):
+            hosts.append((request.url.host, request.headers["Host"]))
+            return wsgi.handle_request(request)
+
+    def to_our_server(request):  # as in the README
+        request.url = request.url.copy_with(scheme="https", host="moderation.example.org", port=None)
+        request.headers["Host"] = request.url.netloc.decode()
+
+    http = httpx.Client(transport=Recording(), event_hooks={"request": [to_our_server]}, headers={"User-Agent": akismet.USER_AGENT})
+    client = akismet.SyncClient.validated_client(config=akismet.Config(key=deciding.site_key, url=BLOG), http_client=http)
+    assert client.comment_check(user_ip="198.51.100.7", comment_content=SPAM) == akismet.CheckResponse.SPAM
+    assert hosts == [("moderation.example.org", "moderation.example.org")] * 2
+
+
 # --- the wire format by hand ------------------------------------------------------------------
 
 

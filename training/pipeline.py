@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -17,6 +17,11 @@ from training.datasets import REGISTRY, Example, dataset_files, select_datasets
 from training.evaluate import per_dataset, reliability
 from training.report import markdown_table, write_report
 from training.train import TrainingConfig, label_rows, load_examples, split, source_weights, train_model
+
+if TYPE_CHECKING:
+    from training.streaming import StreamingConfig
+
+STREAM_CHUNK = 10_000  # rows per chunk when the streaming backend trains on rows read into memory
 
 
 def truth_arrays(examples: list[Example], labels: list[str]) -> dict[str, np.ndarray]:
@@ -97,6 +102,8 @@ def run_training(
     compare: bool = False,
     extra: list[Example] | None = None,
     extra_facts: list[dict] | None = None,
+    backend: str = "memory",
+    streaming: "StreamingConfig | None" = None,
     progress: Callable[[str], None] = lambda stage: None,
 ) -> tuple[dict, list[dict]]:
     """Train, evaluate on the dev splits, and write the bundle with its report.
@@ -104,6 +111,8 @@ def run_training(
     ``compare`` also trains the other model kinds and the baselines, and writes the
     comparison table into the report (several times slower). ``extra`` examples (the
     site's own decisions) join the registered sets, described by ``extra_facts``.
+    ``backend`` "streaming" fits hashed features chunk by chunk (`training.streaming`,
+    shaped by ``streaming``) instead of TF-IDF over all rows at once.
 
     :return: the manifest written and the per-dataset dev metric rows.
     """
@@ -114,14 +123,25 @@ def run_training(
     progress(f"reading {len(chosen)} datasets")
     examples = load_examples(data_dir, chosen) + list(extra or [])
     fitting, calibration, dev = split(examples)
-    progress(f"training on {len(fitting):,} comments ({config.kind})")
-    model, facts = train_model(fitting, calibration, config)
+    if backend == "streaming":
+        from training.streaming import StreamingConfig, in_chunks, train_streaming
+
+        streaming = streaming or StreamingConfig()
+        progress(f"training on {len(fitting):,} comments (streaming, {streaming.epochs} epochs)")
+        model, facts = train_streaming(in_chunks(fitting + calibration, STREAM_CHUNK, streaming.seed), config, streaming)
+        backend_facts = {"backend": "streaming", "streaming": asdict(streaming)}
+    elif backend == "memory":
+        progress(f"training on {len(fitting):,} comments ({config.kind})")
+        model, facts = train_model(fitting, calibration, config)
+        backend_facts = {"backend": "memory"}
+    else:
+        raise ValueError(f"unknown training backend {backend!r}; choose memory or streaming")
     progress(f"evaluating on {len(dev):,} dev comments")
     probabilities = model.predict_proba([e.text for e in dev])
     rows = per_dataset(probabilities, model.labels, dev, model.thresholds)
     manifest = bundle.save(model, out_dir, {
         "datasets": dataset_facts(chosen, data_dir, examples) + list(extra_facts or []),
-        "training": {**asdict(config), "label_facts": facts},
+        "training": {**backend_facts, **asdict(config), "label_facts": facts},
         "dev_metrics": rows,
     })
     sections = {"Calibration": calibration_section(probabilities, model.labels, dev, config)}

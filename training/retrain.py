@@ -104,15 +104,18 @@ class Outcome:
 def retrain(
     data_dir: Path, out_dir: Path, champion_dir: Path, site_rows: list[Labelled], *,
     names: list[str] | None = None, open_only: bool = False, config: TrainingConfig | None = None,
-    site_weight: float = 3.0, holdout_share: float = 0.2, tolerance: float = 0.01,
+    site_weight: float = 3.0, holdout_share: float = 0.2, tolerance: float = 0.01, backend: str = "memory",
     progress: Callable[[str], None] = lambda stage: None,
 ) -> Outcome:
-    """Train a challenger into ``out_dir`` and judge it against the champion on the same held-out rows."""
+    """Train a challenger into ``out_dir`` and judge it against the champion on the same held-out rows.
+
+    ``backend``: "memory" (TF-IDF, all rows at once) or "streaming" (hashed features, chunk by chunk).
+    """
     config = config or TrainingConfig()
     config.source_boost = {SITE: site_weight}
     site = site_examples(site_rows, holdout_share)
     manifest, _ = run_training(
-        data_dir, out_dir, names=names, open_only=open_only, config=config, extra=site, extra_facts=[site_facts(site)], progress=progress,
+        data_dir, out_dir, names=names, open_only=open_only, config=config, extra=site, extra_facts=[site_facts(site)], backend=backend, progress=progress,
     )
     progress("judging champion and challenger on the same held-out rows")
     held_out = [e for e in load_examples(data_dir, select_datasets(data_dir, names, open_only)) + site if e.split == "dev"]
