@@ -644,6 +644,105 @@ def demo(port: int, api_url: str, key: str | None, article: str | None) -> None:
     create_demo_app(api_url, key, path).run(host="127.0.0.1", port=port, threaded=True)
 
 
+@cli.group("webhooks")
+def webhooks_group() -> None:
+    """Signed webhooks: tell a site when its comments are published, held, approved or rejected."""
+
+
+def _webhooks_call(action, *args):
+    from sqlalchemy.orm import Session
+
+    from moderation.webhooks import WebhookError
+
+    with Session(_engine()) as session:
+        try:
+            return action(session, *args)
+        except WebhookError as error:
+            _fail(str(error))
+
+
+@webhooks_group.command("add")
+@click.argument("url")
+@click.option("--site", required=True, help="The site key's name whose comments the endpoint hears about.")
+@click.option("--events", help="Comma-separated: comment.published, comment.held, comment.approved, comment.rejected (default: all).")
+def webhooks_add(url: str, site: str, events: str | None) -> None:
+    """Register an endpoint; prints its id and signing secret (shown once)."""
+    from moderation import webhooks
+
+    chosen = [e.strip() for e in events.split(",")] if events else None
+    endpoint, secret = _webhooks_call(webhooks.add_endpoint, site, url, chosen)
+    click.echo(f"endpoint {endpoint.id} for {site}: {endpoint.events}", err=True)
+    click.echo(secret)
+
+
+@webhooks_group.command("list")
+def webhooks_list() -> None:
+    """Every endpoint with its state (never the secrets)."""
+    from moderation import webhooks
+
+    for endpoint in _webhooks_call(webhooks.endpoints):
+        state = f"disabled: {endpoint.disabled_reason}" if endpoint.disabled_at else f"active ({endpoint.failures} failures in a row)"
+        click.echo(f"{endpoint.id}\t{endpoint.site}\t{endpoint.url}\t{endpoint.events}\t{state}")
+
+
+@webhooks_group.command("remove")
+@click.argument("endpoint_id", type=int)
+def webhooks_remove(endpoint_id: int) -> None:
+    """Stop sending to an endpoint (its delivery log stays)."""
+    from moderation import webhooks
+
+    if not _webhooks_call(webhooks.remove_endpoint, endpoint_id):
+        _fail(f"no endpoint {endpoint_id}")
+    click.echo(f"removed endpoint {endpoint_id}")
+
+
+@webhooks_group.command("enable")
+@click.argument("endpoint_id", type=int)
+def webhooks_enable(endpoint_id: int) -> None:
+    """Re-enable an endpoint disabled after failures (its pending events resume)."""
+    from moderation import webhooks
+
+    if not _webhooks_call(webhooks.enable_endpoint, endpoint_id):
+        _fail(f"no endpoint {endpoint_id}")
+    click.echo(f"enabled endpoint {endpoint_id}")
+
+
+@webhooks_group.command("deliveries")
+@click.argument("endpoint_id", type=int)
+@click.option("--limit", default=50, show_default=True)
+def webhooks_deliveries(endpoint_id: int, limit: int) -> None:
+    """The endpoint's delivery log, newest first."""
+    from moderation import webhooks
+
+    for attempt in _webhooks_call(webhooks.deliveries, endpoint_id, limit):
+        outcome = "ok" if attempt.error is None else attempt.error
+        click.echo(f"{attempt.attempted_at:%Y-%m-%d %H:%M:%S}\tevent {attempt.outbox_id}\t{attempt.status_code or '-'}\t{attempt.duration_ms:.0f} ms\t{outcome}")
+
+
+@webhooks_group.command("run")
+@click.option("--once", is_flag=True, help="Deliver what is due now and exit (for cron); default: keep running.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between looks at the outbox when it is empty.")
+def webhooks_run(once: bool, interval: float) -> None:
+    """Deliver due events, at least once, with back-off; run it beside `moderation serve`."""
+    import time
+
+    import httpx
+    from sqlalchemy.orm import Session
+
+    from moderation import webhooks
+
+    policy = webhooks.Policy.from_config(load_config())
+    engine = _engine()
+    with httpx.Client() as client:
+        while True:
+            with Session(engine) as session:
+                sent = webhooks.deliver_due(session, client, policy)
+            if once and not sent:
+                return
+            if not sent:
+                time.sleep(interval)
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

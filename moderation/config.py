@@ -62,6 +62,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PROMOTION_TOLERANCE", 0.01, "How much ROC AUC a challenger may lose on any public dev set and still be promoted."),
     Setting("DRIFT_ALERT_OVERTURN", 0.3, "Share of a label's flags that moderators overturn above which `moderation drift` and the dashboard raise an alert."),
     Setting("DRIFT_MIN_DECISIONS", 20, "Human decisions on a label's flags needed before its overturn rate can raise an alert."),
+    Setting("WEBHOOK_TIMEOUT_SECONDS", 5.0, "How long a webhook endpoint has to answer before the attempt counts as failed."),
+    Setting("WEBHOOK_MAX_ATTEMPTS", 10, "Attempts per event before delivery gives up (the delivery log keeps every attempt)."),
+    Setting("WEBHOOK_BACKOFF_SECONDS", 10.0, "Wait before the first retry; each later retry waits twice as long."),
+    Setting("WEBHOOK_BACKOFF_CAP_SECONDS", 3600.0, "The longest wait between two retries."),
+    Setting("WEBHOOK_DISABLE_AFTER", 20, "Failed deliveries in a row after which an endpoint is disabled, with the reason shown."),
     Setting("GROUP_SIMILARITY", 0.8, "Cosine similarity (character n-grams) at which held comments are grouped as near-duplicates."),
     Setting("CORAL_SIGNING_SECRETS", {}, 'Coral external moderation: site name to the phase\'s signing secret (a list of secrets while rotating), '
                                          'e.g. {"coral": "ssc_..."}; the secret that verifies X-Coral-Signature names the site. Empty: every Coral request gets 401.'),

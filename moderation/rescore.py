@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from moderation import language, store
+from moderation import language, store, webhooks
 from moderation.assessor import Assessor
 from moderation.policy import Facts, Rules, evaluate
 from moderation.schema import PENDING, AuditEntry, Comment, utcnow
@@ -76,6 +76,7 @@ def rescore_pending(session: Session, assessor: Assessor, rules: Rules, *, dry_r
                 session.rollback()
                 continue
             if status != PENDING:
+                store.enqueue_events(session, comment.id, comment.site, status, webhooks.event_for(status, by_person=False), now)
                 session.add(AuditEntry(
                     comment_id=comment.id, actor="model", action=decision.action, reason="rescore", note="; ".join(decision.reasons) or None,
                     previous_status=PENDING, new_status=status, scores=assessed["scores"], model_version=assessed["model_version"], created_at=now,

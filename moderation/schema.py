@@ -1,4 +1,4 @@
-"""The tables: comments, their append-only audit log, API keys, the review desk's users, sessions and bans, and the model registry.
+"""The tables: comments, their append-only audit log, API keys, the review desk's users, sessions and bans, the model registry, and webhooks with their outbox.
 
 Alembic migrations (moderation/migrations) own the schema in every database; these
 classes describe it for queries. JSON columns hold model output as it was at the time.
@@ -158,3 +158,55 @@ class Promotion(Base):
     actor: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookEndpoint(Base):
+    """Where a site wants to hear about its comments' status changes. The secret signs every event."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(100), index=True)  # the site key's name: events of its comments only
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(100))  # shared HMAC secret, needed to sign (shown once at creation)
+    events: Mapped[str] = mapped_column(String(200))  # comma-separated, so one portable LIKE picks the subscribers
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # consecutive failed deliveries
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxEvent(Base):
+    """An event waiting for (or done with) delivery to one endpoint, written in the status change's transaction.
+
+    It names the comment and the status it reached; the body is built from the comment when sent.
+    """
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (Index("ix_webhook_outbox_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(BigId, ForeignKey("webhook_endpoints.id"), index=True)
+    comment_id: Mapped[int] = mapped_column(BigId, ForeignKey("comments.id"))
+    event: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))  # the status the event announces
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    gave_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Delivery(Base):
+    """One attempt to deliver an event: the endpoint's delivery log."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(BigId, ForeignKey("webhook_endpoints.id"))
+    outbox_id: Mapped[int] = mapped_column(BigId, ForeignKey("webhook_outbox.id"))
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column()

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import JSON, DateTime, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from moderation import webhooks
 from moderation.policy import History
 from moderation.schema import PENDING, PUBLISHED, REJECTED, ApiKey, AuditEntry, Comment, utcnow
 
@@ -69,9 +70,18 @@ _INSERT_AUDIT = text(
 # needs no BEGIN and COMMIT round trips (SQLite has no INSERT inside WITH). The audit entry
 # shares the comment's scores, model_version and created_at binds.
 _AUDIT_BINDS = [c for c in _AUDIT_COLUMNS if c.name not in ("comment_id", "scores", "model_version", "created_at")]
+# Webhook events join the same transaction as the status change they announce (the outbox):
+# one row per live endpoint of the comment's site that subscribed to the event.
+_OUTBOX_SELECT = (
+    "SELECT e.id, {comment_id}, :event, :new_status, :created_at, 0, :created_at FROM webhook_endpoints e{extra} "
+    "WHERE e.site = :site AND e.disabled_at IS NULL AND (',' || e.events || ',') LIKE :event_pattern"
+)
+_OUTBOX_INSERT = "INSERT INTO webhook_outbox (endpoint_id, comment_id, event, status, created_at, attempts, next_attempt_at) "
+_ENQUEUE = text(_OUTBOX_INSERT + _OUTBOX_SELECT.format(comment_id=":comment_id", extra="")).bindparams(bindparam("created_at", type_=_DATETIME))
 _INSERT_COMMENT_AND_AUDIT = text(
-    f"WITH c AS ({_COMMENT_SQL}) INSERT INTO audit_log ({', '.join(c.name for c in _AUDIT_COLUMNS)}) "
-    f"VALUES ({', '.join('(SELECT id FROM c)' if c.name == 'comment_id' else ':' + c.name for c in _AUDIT_COLUMNS)}) RETURNING comment_id"
+    f"WITH c AS ({_COMMENT_SQL}), a AS (INSERT INTO audit_log ({', '.join(c.name for c in _AUDIT_COLUMNS)}) "
+    f"VALUES ({', '.join('(SELECT id FROM c)' if c.name == 'comment_id' else ':' + c.name for c in _AUDIT_COLUMNS)}) RETURNING comment_id), "
+    f"o AS ({_OUTBOX_INSERT}{_OUTBOX_SELECT.format(comment_id='a.comment_id', extra=', a')}) SELECT comment_id FROM a"
 ).bindparams(*(bindparam(c.name, type_=c.type) for c in _COMMENT_COLUMNS + _AUDIT_BINDS))
 
 
@@ -108,13 +118,16 @@ def add_comment(session: Session, values: dict, *, actor: str = "model") -> Comm
     values = {**values, "created_at": now, "updated_at": now}
     audit = {"actor": actor, "action": values["decision"], "reason": None, "note": "; ".join(values["reasons"]) or None,
              "previous_status": None, "new_status": values["status"]}
+    event = webhooks.event_for(values["status"], by_person=False)
+    outbox = {"event": event, "event_pattern": f"%,{event},%"}
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        comment_id = connection.scalar(_INSERT_COMMENT_AND_AUDIT, {**values, **audit})
+        comment_id = connection.scalar(_INSERT_COMMENT_AND_AUDIT, {**values, **audit, **outbox})
     else:
         comment_id = connection.scalar(_INSERT_COMMENT, values)
         connection.execute(_INSERT_AUDIT, {**audit, "comment_id": comment_id, "scores": values["scores"],
                                            "model_version": values["model_version"], "created_at": now})
+        connection.execute(_ENQUEUE, {**outbox, "comment_id": comment_id, "new_status": values["status"], "created_at": now, "site": values["site"]})
     session.commit()
     return Comment(id=comment_id, **values)  # what was stored, without reading it back
 
@@ -143,8 +156,15 @@ def decide(session: Session, comment_id: int, *, actor: str, action: str, reason
         comment_id=comment_id, actor=actor, action=action, reason=reason, note=note, previous_status=expected_status,
         new_status=new_status, scores=comment.scores, model_version=comment.model_version, created_at=now,
     ))
+    enqueue_events(session, comment.id, comment.site, new_status, webhooks.event_for(new_status, by_person=True), now)
     session.commit()
     return comment
+
+
+def enqueue_events(session: Session, comment_id: int, site: str, status: str, event: str, now: datetime) -> None:
+    """Queue ``event`` for the site's subscribed endpoints, in the caller's transaction (no commit)."""
+    session.execute(_ENQUEUE, {"event": event, "event_pattern": f"%,{event},%", "comment_id": comment_id,
+                               "new_status": status, "created_at": now, "site": site})
 
 
 def history_of(session: Session, comment_id: int) -> list[AuditEntry]:

@@ -1,0 +1,231 @@
+"""Signed webhooks against a real local HTTP receiver, on SQLite and PostgreSQL: signatures, the outbox
+written with each status change, retries with back-off, disabling, and delivery after a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from moderation import webhooks
+from moderation.cli import cli
+from moderation.schema import Comment, OutboxEvent, WebhookEndpoint
+
+FAST = webhooks.Policy(timeout=2.0, max_attempts=4, backoff=0.01, backoff_cap=0.05, disable_after=50)
+
+
+class Receiver:
+    """A site's webhook endpoint on loopback: records every request, answers the statuses it is told to."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.answers: list[int] = []  # next statuses to answer; 200 once empty
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append({"headers": dict(self.headers), "body": body})
+                self.send_response(receiver.answers.pop(0) if receiver.answers else 200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/moderation"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events(self) -> list[dict]:
+        return [json.loads(r["body"]) for r in self.requests]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def receiver():
+    running = Receiver()
+    yield running
+    running.close()
+
+
+def _session(api) -> Session:
+    return Session(api.app.extensions["moderation.engine"])
+
+
+def _add(api, url: str, events=None) -> tuple[int, str]:
+    with _session(api) as session:
+        endpoint, secret = webhooks.add_endpoint(session, "site-test", url, events)
+        return endpoint.id, secret
+
+
+def _deliver(api, policy=FAST, rounds: int = 1) -> None:
+    with httpx.Client() as client, _session(api) as session:
+        for _ in range(rounds):
+            webhooks.deliver_due(session, client, policy)
+
+
+def test_signatures_verify_and_refuse_tampering_wrong_secrets_and_replays():
+    body = b'{"id":1,"type":"comment.held"}'
+    header = webhooks.signature_header("whsec_x", body, timestamp=1_800_000_000)
+    assert webhooks.verify("whsec_x", header, body, now=1_800_000_010)
+    assert not webhooks.verify("whsec_x", header, body + b" ", now=1_800_000_010)
+    assert not webhooks.verify("whsec_y", header, body, now=1_800_000_010)
+    assert not webhooks.verify("whsec_x", header, body, now=1_800_000_000 + webhooks.REPLAY_WINDOW_SECONDS + 1)
+    assert not webhooks.verify("whsec_x", "garbage", body, now=1_800_000_010)
+
+
+def test_endpoints_need_an_http_url_and_known_events(api):
+    with _session(api) as session:
+        for url, events in (("ftp://example.org/x", None), ("not a url", None), ("https://example.org/x", ["comment.exploded"])):
+            with pytest.raises(webhooks.WebhookError):
+                webhooks.add_endpoint(session, "site-test", url, events)
+
+
+def test_every_status_change_is_delivered_signed_to_the_site_s_endpoint(api, receiver):
+    endpoint_id, secret = _add(api, receiver.url)
+    held = api.post_comment("A comment the test thresholds hold.").json
+    other_site = api.app.test_client()  # a comment from another site must not reach this endpoint
+    with _session(api) as session:
+        from moderation import store
+
+        other_key = store.create_key(session, "other-site", "site")
+    other_site.post("/api/v1/comments", json={"text": "Another site's comment."}, headers={"Authorization": f"Bearer {other_key}"})
+    assert api.decide(held["id"], "approve").status_code == 200
+    _deliver(api)
+    events = receiver.events()
+    assert [(e["type"], e["comment"]["id"], e["comment"]["status"]) for e in events] == [
+        ("comment.held", held["id"], "pending"), ("comment.approved", held["id"], "published")]
+    for request, event in zip(receiver.requests, events):
+        assert webhooks.verify(secret, request["headers"]["X-Moderation-Signature"], request["body"])
+        assert request["headers"]["X-Moderation-Event"] == event["type"]
+        assert request["headers"]["X-Moderation-Delivery"] == str(event["id"])
+    assert "email" not in json.dumps(events)  # ids and outcomes only, no reader data
+    with _session(api) as session:
+        assert [d.status_code for d in reversed(webhooks.deliveries(session, endpoint_id))] == [200, 200]
+
+
+def test_an_endpoint_hears_only_the_events_it_asked_for(api, receiver):
+    _add(api, receiver.url, ["comment.rejected"])
+    first = api.post_comment("One comment.").json["id"]
+    second = api.post_comment("Another comment.", author={"email": "b@example.org"}).json["id"]
+    api.decide(first, "approve")
+    api.decide(second, "reject", "spam")
+    _deliver(api)
+    assert [(e["type"], e["comment"]["id"]) for e in receiver.events()] == [("comment.rejected", second)]
+
+
+def test_the_outbox_row_is_written_with_the_comment_or_not_at_all(api, receiver):
+    _add(api, receiver.url)
+    for n in range(5):
+        api.post_comment(f"Comment number {n}.", author={"email": f"o{n}@example.org"})
+    with _session(api) as session:
+        comments = session.scalar(select(func.count()).select_from(Comment))
+        queued = session.scalar(select(func.count()).select_from(OutboxEvent))
+    assert comments == queued == 5
+
+
+def test_failures_are_retried_with_back_off_until_delivered_at_least_once(api, receiver):
+    endpoint_id, _ = _add(api, receiver.url)
+    api.post_comment("Retry me.")
+    receiver.answers = [500, 503]
+    for _ in range(20):
+        _deliver(api)
+        if len(receiver.requests) == 3:
+            break
+        time.sleep(0.03)
+    assert [r["headers"]["X-Moderation-Delivery"] for r in receiver.requests] == [receiver.requests[0]["headers"]["X-Moderation-Delivery"]] * 3
+    with _session(api) as session:
+        log = list(reversed(webhooks.deliveries(session, endpoint_id)))
+        assert [(d.status_code, d.error) for d in log] == [(500, "HTTP 500"), (503, "HTTP 503"), (200, None)]
+        assert session.get(WebhookEndpoint, endpoint_id).failures == 0
+
+
+def test_the_wait_doubles_up_to_the_cap():
+    policy = webhooks.Policy(backoff=10, backoff_cap=60)
+    waits = [policy.delay(n).total_seconds() for n in range(1, 6)]
+    assert all(low * 0.8 <= wait <= low for wait, low in zip(waits, [10, 20, 40, 60, 60]))
+
+
+def test_an_event_is_given_up_after_the_last_attempt(api, receiver):
+    _add(api, receiver.url)
+    api.post_comment("Nobody will take me.")
+    receiver.answers = [500] * 10
+    for _ in range(30):
+        _deliver(api)
+        time.sleep(0.02)
+    assert len(receiver.requests) == FAST.max_attempts
+    with _session(api) as session:
+        assert session.scalar(select(OutboxEvent.gave_up_at)) is not None
+
+
+def test_an_endpoint_that_keeps_failing_is_disabled_with_the_reason_and_can_be_enabled_again(api, receiver, monkeypatch):
+    endpoint_id, _ = _add(api, receiver.url)
+    for n in range(3):
+        api.post_comment(f"Comment {n} for a broken endpoint.", author={"email": f"x{n}@example.org"})
+    receiver.answers = [500] * 3
+    _deliver(api, webhooks.Policy(timeout=2.0, max_attempts=10, backoff=0.01, backoff_cap=0.01, disable_after=3))
+    with _session(api) as session:
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        assert endpoint.disabled_at is not None
+        assert endpoint.disabled_reason == "disabled after 3 failed deliveries in a row; last: HTTP 500"
+    monkeypatch.setenv("MODERATION_DATABASE_URL", api.app.config["DATABASE_URL"])
+    if api.app.config.get("DATABASE_SCHEMA"):
+        monkeypatch.setenv("MODERATION_DATABASE_SCHEMA", api.app.config["DATABASE_SCHEMA"])
+    listed = CliRunner().invoke(cli, ["webhooks", "list"]).output
+    assert "disabled after 3 failed deliveries in a row" in listed
+    time.sleep(0.05)
+    _deliver(api)  # disabled: nothing is sent
+    assert len(receiver.requests) == 3
+    assert CliRunner().invoke(cli, ["webhooks", "enable", str(endpoint_id)]).exit_code == 0
+    _deliver(api)
+    assert len(receiver.requests) == 6 and len({e["id"] for e in receiver.events()}) == 3
+
+
+def test_events_survive_a_crash_mid_delivery_and_a_restart(api, receiver, monkeypatch):
+    _add(api, receiver.url)
+    comment = api.post_comment("Deliver me after the crash.").json["id"]
+    with _session(api) as session:  # a dispatcher claims the event, then dies before sending it
+        assert webhooks._claim(session, webhooks.utcnow(), 10)
+    _deliver(api)
+    assert receiver.requests == []  # still leased to the dead dispatcher
+    monkeypatch.setattr(webhooks, "LEASE", timedelta(0))
+    with _session(api) as session:  # the lease runs out
+        session.execute(OutboxEvent.__table__.update().values(next_attempt_at=webhooks.utcnow() - timedelta(seconds=1)))
+        session.commit()
+    # A fresh process (the restarted dispatcher) delivers it.
+    env = {**os.environ, "MODERATION_DATABASE_URL": api.app.config["DATABASE_URL"], "MODERATION_INSTANCE_DIR": api.app.config["INSTANCE_DIR"]}
+    if api.app.config.get("DATABASE_SCHEMA"):
+        env["MODERATION_DATABASE_SCHEMA"] = api.app.config["DATABASE_SCHEMA"]
+    result = subprocess.run([str(Path(sys.executable).parent / "moderation"), "webhooks", "run", "--once"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert [(e["type"], e["comment"]["id"]) for e in receiver.events()] == [("comment.held", comment)]
+
+
+def test_the_readme_s_verification_snippet_accepts_our_signatures_and_refuses_others():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippet = next(block for block in readme.split("```python")[1:] if "def verified" in block).split("```")[0]
+    namespace: dict = {}
+    exec(snippet, namespace)
+    body = b'{"id":3,"type":"comment.rejected"}'
+    header = webhooks.signature_header("whsec_readme", body)
+    assert namespace["verified"]("whsec_readme", header, body)
+    assert not namespace["verified"]("whsec_other", header, body)
+    assert not namespace["verified"]("whsec_readme", webhooks.signature_header("whsec_readme", body, timestamp=int(time.time()) - 3600), body)
