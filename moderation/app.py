@@ -58,10 +58,11 @@ def create_app(config: dict | None = None) -> Flask:
     live_model.init_app(app)
     errors.init_app(app)
     metrics.init_app(app)
-    from moderation import akismet, api, coral, health, openapi
+    from moderation import akismet, api, coral, health, openapi, webhook_api
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(webhook_api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(akismet.bp)  # Akismet's wire protocol under /1.1
     app.register_blueprint(coral.bp)  # Coral's external moderation phase

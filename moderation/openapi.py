@@ -289,6 +289,55 @@ def akismet_paths(max_body_bytes: int) -> dict:
 # --- the document -------------------------------------------------------------------------
 
 
+def webhook_paths(max_body_bytes: int) -> dict:
+    """webhook_api: a site key manages its own webhook endpoints."""
+    from moderation.webhooks import EVENTS
+
+    site_only = "Needs a site key (a moderator key gets 403); a site sees only its own endpoints."
+    webhook_id = {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": ID_MAX}}
+    events = {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}, "minItems": 1}
+    endpoint = {
+        "id": {"type": "integer", "minimum": 1, "maximum": ID_MAX}, "url": {"type": "string"}, "events": events,
+        "created_at": {"type": "string", "format": "date-time"}, "failures": {"type": "integer", "minimum": 0,
+                                                                             "description": "Failed deliveries in a row."},
+        "disabled": {"type": "boolean"}, "disabled_reason": nullable({"type": "string"}),
+    }
+    new = obj({"url": text_field(2000, "An http or https URL that accepts POSTed events."),
+               "events": {**events, "description": "Default: all of them."}}, ["url"], closed=False)
+    not_found = {"404": {"description": "No such webhook for this site.", "content": {JSON: {"schema": error_schema(CODES[404])}}}}
+    return {
+        "/api/v1/webhooks": {
+            "post": {
+                "operationId": "addWebhook", "tags": ["webhooks"], "x-roles": ["site"], "summary": "Register a webhook endpoint",
+                "description": f"{site_only} The answer carries the signing secret: the only time it is shown.",
+                "requestBody": {"required": True, "description": f"At most {max_body_bytes} bytes.", "content": {JSON: {"schema": new}}},
+                "responses": {"201": json_response("Registered.", obj({**endpoint, "secret": {"type": "string"}})),
+                              **errors(400, 401, 403, 413, 415, 422)},
+            },
+            "get": {
+                "operationId": "listWebhooks", "tags": ["webhooks"], "x-roles": ["site"], "summary": "This site's endpoints",
+                "description": site_only,
+                "responses": {"200": json_response("Every endpoint, removed ones too.", obj({"webhooks": {"type": "array", "items": obj(endpoint)}})),
+                              **errors(401, 403)},
+            },
+        },
+        "/api/v1/webhooks/{webhook_id}": {"delete": {
+            "operationId": "removeWebhook", "tags": ["webhooks"], "x-roles": ["site"], "summary": "Stop sending to an endpoint",
+            "description": f"{site_only} Its delivery log stays readable.", "parameters": [webhook_id],
+            "responses": {"204": {"description": "Removed."}, **errors(401, 403), **not_found},
+        }},
+        "/api/v1/webhooks/{webhook_id}/deliveries": {"get": {
+            "operationId": "webhookDeliveries", "tags": ["webhooks"], "x-roles": ["site"], "summary": "An endpoint's delivery log",
+            "description": f"{site_only} The latest 100 attempts, newest first.", "parameters": [webhook_id],
+            "responses": {"200": json_response("The attempts.", obj({"deliveries": {"type": "array", "items": obj({
+                "id": {"type": "integer"}, "event_id": {"type": "integer", "description": "The event's id, as in its body."},
+                "attempted_at": {"type": "string", "format": "date-time"}, "status_code": nullable({"type": "integer"}),
+                "error": nullable({"type": "string"}), "duration_ms": {"type": "number"},
+            })}})), **errors(401, 403), **not_found},
+        }},
+    }
+
+
 def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_bytes: int, rate_limit: str) -> dict:
     """The whole document for an app with these limits and queue labels."""
     comment_id = {"name": "comment_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": ID_MAX}}
@@ -390,6 +439,7 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
             },
         }},
         **akismet_paths(max_body_bytes),
+        **webhook_paths(max_body_bytes),
         "/metrics": {"get": {
             "operationId": "metrics", "tags": ["health"], "security": [], "summary": "Prometheus metrics",
             "responses": {"200": {"description": "Prometheus text exposition format.", "content": {"text/plain": {"schema": {"type": "string"}}}}},

@@ -154,12 +154,13 @@ def _operations(document):
 def test_documented_roles_and_auth_statuses_are_what_the_code_enforces(oa):
     """A role outside x-roles gets 403 (documented); a role inside it gets past the key check."""
     comment_id = oa.pending()
+    webhook_id = oa.call("POST", "/api/v1/webhooks", role="site", json={"url": "https://site.example/hooks"}).get_json()["id"]
     for path, method, operation in _operations(oa.document):
         if operation.get("security") == []:
             assert "401" not in operation["responses"]
             assert oa.call(method.upper(), path, request_valid=None).status_code == 200, path
             continue
-        url = path.replace("{comment_id}", str(comment_id))
+        url = path.replace("{comment_id}", str(comment_id)).replace("{webhook_id}", str(webhook_id))
         assert "401" in operation["responses"], path
         assert oa.call(method.upper(), url, request_valid=False).status_code == 401
         for role in ("site", "moderator"):
@@ -390,3 +391,15 @@ def test_the_document_accepts_what_the_code_accepts_at_the_edges(oa):
         assert oa.call("GET", f"/api/v1/queue?{query}", role="moderator").status_code == 200, query
     for query in ("limit=500", f"comment_id={2**62}", "before_id=0"):
         assert oa.call("GET", f"/api/v1/audit?{query}", role="moderator").status_code == 200, query
+
+
+def test_webhooks_created_listed_logged_and_removed_as_documented(oa):
+    created = oa.call("POST", "/api/v1/webhooks", role="site", json={"url": "https://site.example/hook", "events": ["comment.held"]})
+    assert created.status_code == 201
+    webhook_id = created.get_json()["id"]
+    assert oa.call("GET", "/api/v1/webhooks", role="site").status_code == 200
+    assert oa.call("GET", f"/api/v1/webhooks/{webhook_id}/deliveries", role="site").status_code == 200
+    assert_error(oa.call("POST", "/api/v1/webhooks", role="site", json={"url": "https://x.example", "events": []}, request_valid=False),
+                 422, "invalid", ("events",))
+    assert oa.call("DELETE", f"/api/v1/webhooks/{webhook_id}", role="site").status_code == 204
+    assert_error(oa.call("DELETE", "/api/v1/webhooks/999999", role="site"), 404, "not_found")

@@ -229,3 +229,38 @@ def test_the_readme_s_verification_snippet_accepts_our_signatures_and_refuses_ot
     assert namespace["verified"]("whsec_readme", header, body)
     assert not namespace["verified"]("whsec_other", header, body)
     assert not namespace["verified"]("whsec_readme", webhooks.signature_header("whsec_readme", body, timestamp=int(time.time()) - 3600), body)
+
+
+def test_a_site_manages_its_own_endpoints_through_the_api(api, receiver):
+    site = api.headers("site")
+    created = api.client.post("/api/v1/webhooks", json={"url": receiver.url, "events": ["comment.held"]}, headers=site)
+    assert created.status_code == 201
+    endpoint = created.json
+    assert endpoint["events"] == ["comment.held"] and endpoint["secret"].startswith("whsec_") and not endpoint["disabled"]
+    listed = api.client.get("/api/v1/webhooks", headers=site).json["webhooks"]
+    assert [e["id"] for e in listed] == [endpoint["id"]] and "secret" not in listed[0]
+    api.post_comment("Held and announced.")
+    _deliver(api)
+    assert webhooks.verify(endpoint["secret"], receiver.requests[0]["headers"]["X-Moderation-Signature"], receiver.requests[0]["body"])
+    log = api.client.get(f"/api/v1/webhooks/{endpoint['id']}/deliveries", headers=site).json["deliveries"]
+    assert [(d["status_code"], d["error"]) for d in log] == [(200, None)]
+    assert api.client.get("/api/v1/webhooks", headers=api.headers("moderator")).status_code == 403
+    assert api.client.delete(f"/api/v1/webhooks/{endpoint['id']}", headers=site).status_code == 204
+    assert api.client.get("/api/v1/webhooks", headers=site).json["webhooks"][0]["disabled_reason"] == "removed"
+
+
+def test_the_webhook_api_refuses_bad_input_naming_the_field_and_hides_other_sites_endpoints(api):
+    site = api.headers("site")
+    for body, field in (({}, "url"), ({"url": "ftp://x.example"}, "url"), ({"url": "https://x.example", "events": ["nope"]}, "events"),
+                        ({"url": "https://x.example", "events": "comment.held"}, "events"), ({"url": 5}, "url")):
+        answer = api.client.post("/api/v1/webhooks", json=body, headers=site)
+        assert answer.status_code == 422 and field in answer.json["error"]["fields"], (body, answer.json)
+    assert api.client.post("/api/v1/webhooks", data="x", headers=site).status_code == 415
+    with _session(api) as session:
+        from moderation import store
+
+        other = store.create_key(session, "elsewhere", "site")
+        endpoint_id = webhooks.add_endpoint(session, "elsewhere", "https://elsewhere.example/hook")[0].id
+    assert api.client.get(f"/api/v1/webhooks/{endpoint_id}/deliveries", headers=site).status_code == 404
+    assert api.client.delete(f"/api/v1/webhooks/{endpoint_id}", headers=site).status_code == 404
+    assert api.client.get("/api/v1/webhooks", headers={"Authorization": f"Bearer {other}"}).json["webhooks"][0]["id"] == endpoint_id

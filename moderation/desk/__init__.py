@@ -57,7 +57,7 @@ def secret_key(config: dict) -> str:
 
 def init_app(app: Flask) -> None:
     """Register the desk with sessions, CSRF protection, security headers and a sign-in rate limit."""
-    from moderation import akismet, api, coral
+    from moderation import akismet, api, coral, webhook_api
     from moderation.desk import admin, dashboard, pages, queue, signin  # noqa: F401  (routes)
 
     app.config.update(
@@ -72,6 +72,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(api.bp)  # the API authenticates with bearer keys, never cookies
     csrf.exempt(akismet.bp)  # Akismet clients send their key in the form, never cookies
     csrf.exempt(coral.bp)  # Coral signs each request's body
+    csrf.exempt(webhook_api.bp)  # bearer keys too
     Talisman(
         app, force_https=app.config["FORCE_HTTPS"], strict_transport_security=app.config["FORCE_HTTPS"],
         session_cookie_secure=app.config["SECURE_COOKIES"], session_cookie_http_only=True,
