@@ -351,3 +351,41 @@ def last_entry(session: Session, comment_id: int) -> AuditEntry | None:
 
 def audit_actors(session: Session) -> list[str]:
     return list(session.scalars(select(AuditEntry.actor).distinct().order_by(AuditEntry.actor)))
+
+
+# --- imports ------------------------------------------------------------------------------
+
+
+def imported_ids(session: Session, site: str, external_ids: set[str]) -> dict[str, int]:
+    """Which of ``external_ids`` the site has already, with their comment ids (an import's idempotency check)."""
+    wanted = [e for e in external_ids if e]
+    if not wanted:
+        return {}
+    rows = session.execute(select(Comment.external_id, Comment.id).where(Comment.site == site, Comment.external_id.in_(wanted)))
+    return dict(rows.all())
+
+
+def import_comments(session: Session, rows: list[tuple[dict, dict]], parents: list[int | None], *, commit: bool = True) -> list[int]:
+    """Store past comments, each with the audit entry of its past decision, in one transaction.
+
+    ``rows``: (comment values, audit values without comment_id). ``parents[i]``: the index in
+    ``rows`` of row i's parent when it is in the same batch (its id is known only after the
+    insert). No webhook event is queued: this is history, not news. The unique (site,
+    external_id) constraint raises IntegrityError if a concurrent import stored one first.
+    ``commit`` False rolls the batch back (a dry run that still meets every constraint).
+    """
+    if not rows:
+        return []
+    connection = session.connection()
+    comments = Comment.__table__
+    statement = comments.insert().returning(comments.c.id, sort_by_parameter_order=True)
+    ids = list(connection.execute(statement, [comment for comment, _ in rows]).scalars())
+    replies = [{"child": ids[i], "parent": ids[p]} for i, p in enumerate(parents) if p is not None]
+    if replies:
+        connection.execute(update(comments).where(comments.c.id == bindparam("child")).values(parent_id=bindparam("parent")), replies)
+    connection.execute(AuditEntry.__table__.insert(), [{**audit, "comment_id": i} for (_, audit), i in zip(rows, ids)])
+    if commit:
+        session.commit()
+    else:
+        session.rollback()
+    return ids
