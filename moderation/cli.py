@@ -774,3 +774,74 @@ def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) 
     args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
             "--access-logfile", "-", "--graceful-timeout", "20", "moderation:create_app()"]
     os.execv(sys.executable, args)
+
+
+# --- importing a site's history -------------------------------------------------------------
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Bring a site's past moderated comments in as labels (no scoring, no webhooks)."""
+
+
+def _run_import(source: str, path: str, site: str, queue_pending: bool, dry_run: bool) -> None:
+    """Stream ``path`` through the source's reader into the database, with a progress bar and a summary."""
+    import io
+    import os
+    from xml.etree.ElementTree import ParseError
+
+    from defusedxml import DefusedXmlException
+    from sqlalchemy.orm import Session
+    from tqdm import tqdm
+
+    from moderation import imports, store
+    from moderation.imports import csvfile, wordpress
+
+    config = load_config()
+    report = imports.Report()
+    failure = None
+    with Session(_engine()) as session, open(path, "rb") as raw, \
+            tqdm(total=os.path.getsize(path), desc=f"import {source}", unit="B", unit_scale=True, file=sys.stderr, disable=None) as bar:
+        if not any(key.name == site and key.role == "site" and not key.revoked_at for key in store.list_keys(session)):
+            click.echo(f"note: no active site key named {site!r}; the comments are stored under that name anyway", err=True)
+        stream = io.BufferedReader(imports.Counted(raw, bar.update))
+        records = wordpress.read(stream) if source == "wordpress" else csvfile.read(io.TextIOWrapper(stream, encoding="utf-8-sig", newline=""))
+        try:
+            imports.run(records, session, site=site, source=source, max_text_chars=config["MAX_TEXT_CHARS"],
+                        queue_pending=queue_pending, dry_run=dry_run, report=report)
+        except (ParseError, DefusedXmlException, csvfile.CsvError, UnicodeDecodeError) as error:
+            failure = f"{path}: {error}"
+    click.echo("\n".join(report.lines(dry_run)))
+    if dry_run:
+        click.echo("dry run: nothing was written")
+    if failure:
+        _fail(f"{failure}\nstopped there: the batches above were stored; after fixing the file, run again (what is stored is skipped)")
+
+
+_IMPORT_OPTIONS = [
+    click.argument("path", type=click.Path(exists=True, dir_okay=False)),
+    click.option("--site", required=True, help="The site key's name the comments belong to (the name its live comments arrive under)."),
+    click.option("--queue-pending", is_flag=True, help="Store never-decided comments as pending, for the review queue (default: skip them)."),
+    click.option("--dry-run", is_flag=True, help="Check everything, write nothing."),
+]
+
+
+def _import_options(command):
+    for option in reversed(_IMPORT_OPTIONS):
+        command = option(command)
+    return command
+
+
+@import_group.command("wordpress")
+@_import_options
+def import_wordpress(path: str, site: str, queue_pending: bool, dry_run: bool) -> None:
+    """Import a WordPress export (WXR, Tools > Export): approved, spam and trashed comments become decisions."""
+    _run_import("wordpress", path, site, queue_pending, dry_run)
+
+
+@import_group.command("csv")
+@_import_options
+def import_csv(path: str, site: str, queue_pending: bool, dry_run: bool) -> None:
+    """Import a CSV: a text column and a status column (approved, spam, abuse, rejected, trash, pending...)
+    or spam/toxic 0/1 columns as export-labels writes."""
+    _run_import("csv", path, site, queue_pending, dry_run)
