@@ -5,7 +5,7 @@ reject as off topic or other -> no label (it says nothing about spam or abuse). 
 comment's latest human decision counts (an overturn replaces the earlier one), and the
 same normalised text counts once, with its latest decision: a spam wave from a hundred
 accounts is one example, not a hundred. Exports carry text and labels only: no names,
-emails or addresses.
+emails or addresses; spam purged by retention (`moderation purge`) is never exported.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from moderation.store import aware
 
 LABELS = ("spam", "toxic")
 CHUNK = 1000
+# A person's decision: not the model's, and not an erasure's audit entry (moderation.privacy), which decides nothing.
+_HUMAN_DECISION = (AuditEntry.actor != "model", AuditEntry.action != "erase")
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,11 @@ def labels_for(action: str, reason: str | None) -> dict[str, int] | None:
 
 def _latest_human_decisions(session: Session, since: datetime | None) -> Iterator[tuple]:
     """(text_hash, text, action, reason, created_at) of each comment's latest human decision, read in chunks."""
-    latest = (select(func.max(AuditEntry.id).label("id")).where(AuditEntry.actor != "model").group_by(AuditEntry.comment_id)).subquery()
+    latest = (select(func.max(AuditEntry.id).label("id")).where(*_HUMAN_DECISION).group_by(AuditEntry.comment_id)).subquery()
     query = (
         select(Comment.text_hash, Comment.text, AuditEntry.action, AuditEntry.reason, AuditEntry.created_at)
         .join(latest, latest.c.id == AuditEntry.id).join(Comment, Comment.id == AuditEntry.comment_id)
-        .order_by(AuditEntry.id)
+        .where(Comment.purged_at.is_(None)).order_by(AuditEntry.id)
     )
     if since is not None:
         query = query.where(AuditEntry.created_at >= since)
@@ -77,11 +79,11 @@ def stream_site_labels(session: Session, since: datetime | None = None, chunk: i
     memory holds one chunk however many decisions there are. Ordered by audit id, not
     sorted by ``decided_at`` as `site_labels` is.
     """
-    per_comment = select(func.max(AuditEntry.id).label("id")).where(AuditEntry.actor != "model").group_by(AuditEntry.comment_id).subquery()
+    per_comment = select(func.max(AuditEntry.id).label("id")).where(*_HUMAN_DECISION).group_by(AuditEntry.comment_id).subquery()
     per_text = (
         select(func.max(AuditEntry.id).label("id"))
         .join(per_comment, per_comment.c.id == AuditEntry.id).join(Comment, Comment.id == AuditEntry.comment_id)
-        .group_by(Comment.text_hash)
+        .where(Comment.purged_at.is_(None)).group_by(Comment.text_hash)
     )
     if since is not None:
         per_text = per_text.where(AuditEntry.created_at >= since)

@@ -62,6 +62,7 @@ class Comment(Base):
     model_version: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # text and author blanked by `moderation purge`: gone from queues and exports
 
 
 class AuditEntry(Base):
