@@ -71,6 +71,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CORAL_SIGNING_SECRETS", {}, 'Coral external moderation: site name to the phase\'s signing secret (a list of secrets while rotating), '
                                          'e.g. {"coral": "ssc_..."}; the secret that verifies X-Coral-Signature names the site. Empty: every Coral request gets 401.'),
     Setting("TRAINING_BACKEND", "memory", 'How `moderation train` fits: "memory" (TF-IDF over all rows at once) or "streaming" (hashed features, SGD chunk by chunk: memory bounded for millions of comments).'),
+    Setting("RETAIN_IP_DAYS", 30, "Days after which `moderation purge` drops comments' IP addresses and user agents, and lifts IP bans (0: keep them forever)."),
+    Setting("PURGE_SPAM_DAYS", 15, "Days after which `moderation purge` blanks the text and author of comments rejected as spam, as Akismet does (0: keep them forever)."),
 )
 
 DEFAULTS = {s.name: s.default for s in SETTINGS}

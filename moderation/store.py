@@ -13,12 +13,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import JSON, DateTime, and_, bindparam, func, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import JSON, DateTime, and_, bindparam, delete, exists, func, or_, select, text, update
+from sqlalchemy.orm import Session, aliased
 
 from moderation import webhooks
 from moderation.policy import History
-from moderation.schema import PENDING, PUBLISHED, REJECTED, ApiKey, AuditEntry, Comment, utcnow
+from moderation.schema import PENDING, PUBLISHED, REJECTED, ApiKey, AuditEntry, Ban, Comment, DeskSession, utcnow
 
 MAX_ID = 2**63 - 1  # the largest id either database stores; larger ones cannot exist
 STATUS_OF = {"accept": PUBLISHED, "review": PENDING, "reject": REJECTED}
@@ -58,7 +58,7 @@ _AUTHOR_FACTS = {
     ).bindparams(bindparam("since", type_=_DATETIME))
     for who, clause in (("both", "author_email = :email OR author_ip = :ip"), ("email", "author_email = :email"), ("ip", "author_ip = :ip"))
 }
-_COMMENT_COLUMNS = [c for c in Comment.__table__.columns if c.name != "id"]
+_COMMENT_COLUMNS = [c for c in Comment.__table__.columns if c.name not in ("id", "purged_at")]  # a new comment is never purged
 _AUDIT_COLUMNS = [c for c in AuditEntry.__table__.columns if c.name != "id"]
 _COMMENT_SQL = (f"INSERT INTO comments ({', '.join(c.name for c in _COMMENT_COLUMNS)}) "
                 f"VALUES ({', '.join(':' + c.name for c in _COMMENT_COLUMNS)}) RETURNING id")
@@ -205,7 +205,7 @@ def decode_cursor(cursor: str) -> list:
 
 def _matching(where: QueueFilter) -> list:
     """SQL conditions for a filter; ``status`` None matches every status."""
-    conditions = [Comment.discarded.is_(False)]
+    conditions = [Comment.discarded.is_(False), Comment.purged_at.is_(None)]
     if where.status is not None:
         conditions.append(Comment.status == where.status)
     if where.label:
@@ -389,3 +389,114 @@ def import_comments(session: Session, rows: list[tuple[dict, dict]], parents: li
     else:
         session.rollback()
     return ids
+
+
+# --- privacy ------------------------------------------------------------------------------
+# Retention and erasure (moderation.privacy decides what and when; these are its queries).
+# Every change is a conditional UPDATE or DELETE in batches of ids, so two hosts running the
+# same purge at once cannot do anything twice: the second finds the rows already changed.
+
+PRIVACY_BATCH = 1000
+
+
+def _in_batches(session: Session, ids_query, change, *, dry_run: bool) -> int:
+    """Apply ``change(ids)`` (an UPDATE or DELETE returning its rowcount) to what ``ids_query`` selects,
+    a batch at a time, committing each; with ``dry_run`` only count. Return how many rows changed."""
+    if dry_run:
+        return session.scalar(select(func.count()).select_from(ids_query.subquery()))
+    total = 0
+    while True:
+        ids = list(session.scalars(ids_query.limit(PRIVACY_BATCH)))
+        if not ids:
+            return total
+        total += session.execute(change(ids)).rowcount
+        session.commit()
+
+
+def drop_addresses(session: Session, before: datetime, *, dry_run: bool = False) -> int:
+    """Forget the IP address and user agent of comments created before ``before``."""
+    kept = [Comment.created_at < before, or_(Comment.author_ip.is_not(None), Comment.author_user_agent.is_not(None))]
+    return _in_batches(session, select(Comment.id).where(*kept).order_by(Comment.id),
+                       lambda ids: update(Comment).where(Comment.id.in_(ids), *kept).values(author_ip=None, author_user_agent=None),
+                       dry_run=dry_run)
+
+
+def _rejected_as_spam():
+    """The comment's latest audit entry rejected it as spam: a person's reason "spam", or the model's
+    rejection with spam at least as likely as abuse (the rule the desk's "reject & ban" uses)."""
+    latest = aliased(AuditEntry)
+    latest_id = select(func.max(latest.id)).where(latest.comment_id == Comment.id).correlate(Comment).scalar_subquery()  # two levels down
+    spam = func.coalesce(Comment.scores["spam"].as_float(), 0.0)
+    toxic = func.coalesce(Comment.scores["toxic"].as_float(), 0.0)
+    return or_(Comment.discarded.is_(True), exists().where(
+        AuditEntry.id == latest_id, or_(AuditEntry.reason == "spam", and_(AuditEntry.actor == "model", spam >= toxic))))
+
+
+def purge_spam(session: Session, before: datetime, *, dry_run: bool = False) -> int:
+    """Blank the text and author of spam rejected (and unchanged) since before ``before``; mark it purged.
+
+    The row stays: the append-only audit log refers to it.
+    """
+    purgeable = [Comment.status == REJECTED, Comment.purged_at.is_(None), Comment.updated_at < before, _rejected_as_spam()]
+    blank = {"text": "", "text_hash": "", "terms": [], "author_name": None, "author_email": None, "author_url": None,
+             "author_ip": None, "author_user_agent": None, "purged_at": utcnow()}
+    return _in_batches(session, select(Comment.id).where(*purgeable).order_by(Comment.id),
+                       lambda ids: update(Comment).where(Comment.id.in_(ids), *purgeable[:3]).values(**blank), dry_run=dry_run)
+
+
+def delete_expired_sessions(session: Session, now: datetime, *, dry_run: bool = False) -> int:
+    expired = DeskSession.expires_at < now
+    return _in_batches(session, select(DeskSession.id).where(expired), lambda ids: delete(DeskSession).where(DeskSession.id.in_(ids)),
+                       dry_run=dry_run)
+
+
+def delete_old_ip_bans(session: Session, before: datetime, *, dry_run: bool = False) -> int:
+    old = [Ban.kind == "ip", Ban.created_at < before]
+    return _in_batches(session, select(Ban.id).where(*old), lambda ids: delete(Ban).where(Ban.id.in_(ids)), dry_run=dry_run)
+
+
+def comments_of_reader(session: Session, address: str) -> list[Comment]:
+    """Comments whose author email (any case), name or URL is ``address`` or contains it."""
+    address = address.lower()
+    return list(session.scalars(select(Comment).where(or_(
+        func.lower(Comment.author_email) == address,
+        Comment.author_name.icontains(address, autoescape=True),
+        Comment.author_url.icontains(address, autoescape=True),
+    )).order_by(Comment.id)))
+
+
+def comments_mentioning(session: Session, address: str) -> list[Comment]:
+    """Comments whose text mentions ``address`` (any case), whoever wrote them."""
+    return list(session.scalars(select(Comment).where(Comment.text.icontains(address, autoescape=True)).order_by(Comment.id)))
+
+
+def erase_author(session: Session, ids: list[int]) -> int:
+    """Remove name, email, URL, IP address and user agent from these comments (no commit)."""
+    if not ids:
+        return 0
+    return session.execute(update(Comment).where(Comment.id.in_(ids)).values(
+        author_name=None, author_email=None, author_url=None, author_ip=None, author_user_agent=None)).rowcount
+
+
+def replace_text(session: Session, comment_id: int, text_value: str, digest: str, terms: list) -> None:
+    """Store a comment's redacted text, its new hash and its terms (no commit)."""
+    session.execute(update(Comment).where(Comment.id == comment_id).values(text=text_value, text_hash=digest, terms=terms))
+
+
+def delete_bans_of(session: Session, address: str, ips: set[str]) -> int:
+    """Delete the bans on ``address``, on these IP addresses, and any whose reason mentions ``address`` (no commit)."""
+    conditions = [and_(Ban.kind == "email", func.lower(Ban.value) == address.lower()), Ban.reason.icontains(address, autoescape=True)]
+    if ips:
+        conditions.append(and_(Ban.kind == "ip", Ban.value.in_(sorted(ips))))
+    return session.execute(delete(Ban).where(or_(*conditions))).rowcount
+
+
+def audit_notes_mentioning(session: Session, address: str) -> int:
+    """Audit entries whose note mentions ``address``: they cannot be changed (append-only), only counted."""
+    return session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.note.icontains(address, autoescape=True)))
+
+
+def add_audit_note(session: Session, comment: Comment, *, actor: str, action: str, note: str) -> None:
+    """An audit entry that records something other than a status change (no commit)."""
+    session.add(AuditEntry(comment_id=comment.id, actor=actor, action=action, reason=None, note=note, previous_status=comment.status,
+                           new_status=comment.status, scores=comment.scores, model_version=comment.model_version, created_at=utcnow()))
