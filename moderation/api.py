@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
-from moderation import store, validation
+from moderation import privacy, store, validation
 from moderation.auth import current_key, require
 from moderation.db import get_session, open_autocommit_session
 from moderation.errors import ApiError
@@ -242,3 +242,15 @@ def audit():
         since=_time_arg("since"), until=_time_arg("until"), before_id=before, limit=_int_arg("limit", 100, 1, 500),
     )
     return jsonify({"entries": [audit_json(e) for e in entries], "next_before_id": entries[-1].id if entries else None})
+
+
+@bp.post("/erasures")
+@require("admin")
+def erase_reader():
+    """Remove one reader's personal data (moderation.privacy.erase); texts and decisions stay, and the answer counts what changed."""
+    body = validation.json_object(request)
+    try:
+        address = privacy.checked_email(body.get("email"))
+    except ValueError as error:
+        raise ApiError(422, "the request has invalid fields", fields={"email": str(error)}) from None
+    return jsonify(privacy.erase(get_session(), address, actor=g.api_key.name).as_json())

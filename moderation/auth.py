@@ -1,4 +1,4 @@
-"""API keys: site keys post comments, moderator keys decide. The wrong kind gets 403.
+"""API keys: site keys post comments, moderator keys decide, admin keys erase readers' data. The wrong kind gets 403.
 
 Each worker remembers a live key for API_KEY_CACHE_SECONDS after looking it up, which
 saves a database round trip on almost every request; so a revoked key keeps working
@@ -16,7 +16,7 @@ from moderation import store
 from moderation.db import get_session
 from moderation.errors import ApiError
 
-ROLES = ("site", "moderator")
+ROLES = ("site", "moderator", "admin")
 
 
 def presented_key() -> str | None:

@@ -240,7 +240,8 @@ def keys_group() -> None:
 
 @keys_group.command("create")
 @click.option("--name", required=True, help="A unique name, e.g. the site's host name or the moderator.")
-@click.option("--role", type=click.Choice(["site", "moderator"]), default="site", show_default=True)
+@click.option("--role", type=click.Choice(["site", "moderator", "admin"]), default="site", show_default=True,
+              help="site: posts comments; moderator: decides; admin: erases readers' personal data (POST /api/v1/erasures).")
 def keys_create(name: str, role: str) -> None:
     """Create a key and print it, alone on one line (it is never shown again)."""
     from sqlalchemy.exc import IntegrityError
@@ -363,6 +364,49 @@ def users_unlock(name: str) -> None:
 
     _accounts(accounts.unlock_user, name)
     click.echo(f"unlocked {name}")
+
+
+# --- privacy ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only count what would be purged; change nothing.")
+def purge(dry_run: bool) -> None:
+    """Apply the retention settings (RETAIN_IP_DAYS, PURGE_SPAM_DAYS); safe from cron on several hosts at once."""
+    from sqlalchemy.orm import Session
+
+    from moderation import privacy
+
+    config = load_config()
+    with Session(_engine()) as session:
+        result = privacy.purge(session, config, dry_run=dry_run)
+    click.echo(result.summary(config, dry_run=dry_run))
+
+
+@cli.command()
+@click.option("--email", required=True, help="The reader's email address (matched in any case).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase(email: str, yes: bool) -> None:
+    """Remove a reader's personal data (name, email, URL, IP address, user agent); texts and decisions stay."""
+    from sqlalchemy.orm import Session
+
+    from moderation import privacy
+
+    try:
+        address = privacy.checked_email(email)
+    except ValueError as error:
+        _fail(f"--email {error}")
+    with Session(_engine()) as session:
+        found = privacy.erase(session, address, actor=_actor(), dry_run=True)
+        if not yes:
+            click.confirm(f"erase the personal data of {found.comments} comments and mask the address in {found.texts_redacted} texts?",
+                          abort=True, err=True)
+        result = privacy.erase(session, address, actor=_actor())
+    click.echo(f"erased: {result.comments} comments' author data, the address masked in {result.texts_redacted} texts, "
+               f"{result.bans_removed} bans lifted")
+    if result.audit_notes_mentioning:
+        click.echo(f"warning: {result.audit_notes_mentioning} audit notes mention the address; the audit log is append-only, "
+                   "so they are unchanged", err=True)
 
 
 # --- the learning loop ------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 
 from moderation.errors import CODES
+from moderation.privacy import ERASE
 from moderation.schema import STATUSES
 from moderation.validation import ACTIONS, REASONS
 
@@ -132,8 +133,9 @@ def audit_entry_schema() -> dict:
         "id": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
         "comment_id": {"type": "integer", "minimum": 1, "maximum": ID_MAX},
         "actor": {"type": "string", "description": '"model", or the name of the moderator key that decided.'},
-        "action": {"type": "string", "enum": sorted(set(MODEL_ACTIONS) | set(ACTIONS)),
-                   "description": "accept/review/reject by the model at intake; approve/reject by a moderator."},
+        "action": {"type": "string", "enum": sorted(set(MODEL_ACTIONS) | set(ACTIONS) | {ERASE}),
+                   "description": "accept/review/reject by the model at intake; approve/reject by a moderator; "
+                                  "erase: a reader's personal data was erased (POST /api/v1/erasures), the status unchanged."},
         "reason": nullable({"type": "string", "enum": list(REASONS),
                             "description": "null for the model's entry and for approvals without a reason."}),
         "note": nullable({"type": "string", "description": "The moderator's note, or the model's reasons joined by '; '."}),
@@ -208,6 +210,15 @@ def schemas(max_text_chars: int) -> dict:
         ]},
         "Queue": obj({"comments": {"type": "array", "items": ref("schemas", "Comment")},
                       "next_cursor": nullable({"type": "string", "description": "Pass as ?cursor= for the next page; null on the last page."})}),
+        "Erasure": obj({"email": {"type": "string", "maxLength": 320, "pattern": EMAIL, "description": "The reader's address, in any case."}},
+                       closed=False),
+        "Erased": obj({
+            "comments": {"type": "integer", "minimum": 0, "description": "Comments whose author name, email, URL, IP address and user agent were removed."},
+            "texts_redacted": {"type": "integer", "minimum": 0, "description": "Comments (anyone's) whose text mentioned the address, now masked."},
+            "bans_removed": {"type": "integer", "minimum": 0, "description": "Bans on the address, on its comments' IP addresses, or mentioning it."},
+            "audit_notes_mentioning": {"type": "integer", "minimum": 0,
+                                       "description": "Audit notes that mention the address: the log is append-only, so they are left unchanged."},
+        }),
         "AuditPage": obj({"entries": {"type": "array", "items": ref("schemas", "AuditEntry")},
                           "next_before_id": nullable({"type": "integer", "description": "The last entry's id: pass as ?before_id= for older "
                                                                                         "entries; null when the page is empty."})}),
@@ -418,6 +429,17 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
                 query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "Page size."),
             ],
             "responses": {"200": json_response("One page.", ref("schemas", "AuditPage")), **errors(401, 403, 422)},
+        }},
+        "/api/v1/erasures": {"post": {
+            "operationId": "eraseReader", "tags": ["privacy"], "x-roles": ["admin"],
+            "summary": "Erase one reader's personal data",
+            "description": "Needs an admin key (`moderation keys create --role admin`; site and moderator keys get 403). Removes name, "
+                           "email, URL, IP address and user agent from every comment by the address (any case), masks it in comment texts, "
+                           "lifts bans on it and on its comments' IP addresses. Texts and decisions stay (so training labels do); one "
+                           "audit entry, action erase, records that it happened, without the address. Repeating it changes nothing.",
+            "requestBody": json_body("Erasure", f"At most {max_body_bytes} bytes."),
+            "responses": {"200": json_response("Erased; what changed, counted.", ref("schemas", "Erased")),
+                          **errors(400, 401, 403, 413, 415, 422)},
         }},
         "/api/v1/openapi.json": {"get": {
             "operationId": "openapi", "tags": ["meta"], "security": [], "summary": "This document",
