@@ -813,6 +813,10 @@ def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) 
 
         create_app().run(host=host, port=port, debug=True)
         return
+    if workers > 1 and config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        click.echo(f"warning: with {workers} workers and RATELIMIT_STORAGE_URI=memory:// each worker counts on its own, so an "
+                   f"author may post up to {workers} x RATE_LIMIT; set MODERATION_RATELIMIT_STORAGE_URI=redis://HOST:6379 to share "
+                   "the counters", err=True)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="moderation-metrics-")
     args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
