@@ -110,7 +110,7 @@ def overturns(session: Session, since: datetime, thresholds: dict[str, dict[str,
     rows = session.execute(
         select(AuditEntry.action, AuditEntry.actor, AuditEntry.scores, Comment.decision)
         .join(Comment, Comment.id == AuditEntry.comment_id)
-        .where(AuditEntry.actor != MODEL, AuditEntry.created_at >= since)
+        .where(AuditEntry.actor != MODEL, AuditEntry.action.in_(("approve", "reject")), AuditEntry.created_at >= since)
         .order_by(AuditEntry.id.desc()).limit(limit)
     ).all()
     by_label = {label: LabelOverturns(label) for label in thresholds}

@@ -344,9 +344,10 @@ def comments_by_author(session: Session, *, email: str | None = None, ip: str | 
     return {status: counts.get(status, 0) for status in (PUBLISHED, PENDING, REJECTED)}, latest
 
 
-def last_entry(session: Session, comment_id: int) -> AuditEntry | None:
-    """The latest thing that happened to a comment: who decided it, and when."""
-    return session.scalar(select(AuditEntry).where(AuditEntry.comment_id == comment_id).order_by(AuditEntry.id.desc()).limit(1))
+def last_decision(session: Session, comment_id: int) -> AuditEntry | None:
+    """The latest decision on a comment (the model's or a person's; not an erasure): who decided it, and when."""
+    return session.scalar(select(AuditEntry).where(AuditEntry.comment_id == comment_id, AuditEntry.action != "erase")
+                          .order_by(AuditEntry.id.desc()).limit(1))
 
 
 def audit_actors(session: Session) -> list[str]:

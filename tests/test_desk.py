@@ -468,3 +468,17 @@ def test_the_dashboard_raises_an_alert_when_people_overturn_too_many_flags(make_
     for comment_id in ids:  # every comment was flagged as spam by the test thresholds; people approve them all
         desk.decide(comment_id, "approve")
     assert "ALERT spam: moderators overturned 3 of 3 flags" in desk.page("/moderate/dashboard")
+
+
+def test_an_erasure_is_not_counted_as_a_moderator_decision_nor_named_as_the_decider(desk):
+    from moderation import privacy, stats
+
+    comment_id = _post(desk, "A reader who later asks to be forgotten.", email="forget.me@example.org")
+    desk.decide(comment_id, "approve")
+    with Session(desk.app.extensions["moderation.engine"]) as session:
+        privacy.erase(session, "forget.me@example.org", actor="ada")
+        numbers = stats.dashboard(session, desk.app.extensions["moderation.service"].rules.thresholds)
+    assert numbers.by_moderator == {"mia": 1}
+    page = desk.decide(comment_id, "spam", follow_redirects=True).get_data(as_text=True)
+    assert f"Comment #{comment_id} was already published by mia" in page
+    assert "erase" in desk.page("/moderate/audit?action=erase")

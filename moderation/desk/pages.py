@@ -13,7 +13,7 @@ from moderation.desk.queue import VERDICTS, card
 from moderation.desk.signin import signed_in
 
 AUDIT_PAGE = 50
-AUDIT_ACTIONS = ("accept", "review", "reject", "approve")
+AUDIT_ACTIONS = ("accept", "review", "reject", "approve", "erase")
 
 
 @bp.get("/comments/<int:comment_id>")

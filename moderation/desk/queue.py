@@ -124,7 +124,7 @@ def _wants_json() -> bool:
 
 
 def _conflict_message(session, comment: Comment) -> str:
-    last = store.last_entry(session, comment.id)
+    last = store.last_decision(session, comment.id)
     who = f" by {last.actor}" if last and last.actor != "model" else " by the model" if last else ""
     when = f" at {store.aware(last.created_at):%H:%M} UTC" if last else ""
     return f"Comment #{comment.id} was already {comment.status}{who}{when}; your decision was not applied."
