@@ -10,7 +10,7 @@ from flask import Flask
 
 from sqlalchemy.orm import Session
 
-from moderation import bundle, db, errors, limits, live_model, metrics, registry
+from moderation import bundle, db, errors, limits, live_model, logs, metrics, registry
 from moderation.assessor import Assessor
 from moderation.config import load_config
 from moderation.intake import rules_from_config
@@ -50,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     app.json.sort_keys = False
+    logs.init_app(app)  # first: request ids and redacted JSON lines for everything after
     db.init_app(app)
     db.check_schema(app.extensions["moderation.engine"])
     with Session(app.extensions["moderation.engine"]) as session:  # the registry's live version, else MODEL_DIR

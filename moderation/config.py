@@ -73,6 +73,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRAINING_BACKEND", "memory", 'How `moderation train` fits: "memory" (TF-IDF over all rows at once) or "streaming" (hashed features, SGD chunk by chunk: memory bounded for millions of comments).'),
     Setting("RETAIN_IP_DAYS", 30, "Days after which `moderation purge` drops comments' IP addresses and user agents, and lifts IP bans (0: keep them forever)."),
     Setting("PURGE_SPAM_DAYS", 15, "Days after which `moderation purge` blanks the text and author of comments rejected as spam, as Akismet does (0: keep them forever)."),
+    Setting("LOG_FORMAT", "json", 'Log lines on stderr: "json" (one object a line, with the request id), "text", or "off" (leave logging to the host program). Keys, passwords and email addresses are always redacted.'),
 )
 
 DEFAULTS = {s.name: s.default for s in SETTINGS}
