@@ -827,6 +827,58 @@ def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) 
     os.execv(sys.executable, args)
 
 
+# --- backups ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--out", type=click.Path(dir_okay=False), help="Where to write the copy (default: beside the database, with a timestamp).")
+def backup(out: str | None) -> None:
+    """Copy the SQLite database consistently while the server runs; for PostgreSQL, print the pg_dump command."""
+    from moderation import backup as backups
+
+    config = load_config()
+    source = backups.sqlite_path(config["DATABASE_URL"])
+    if source is None:
+        click.echo(backups.postgres_commands(config["DATABASE_URL"], config["DATABASE_SCHEMA"], out))
+        sys.exit(1)
+    target = Path(out) if out else backups.default_name(source)
+    try:
+        result = backups.backup_sqlite(source, target)
+    except backups.BackupError as error:
+        _fail(str(error))
+    counts = ", ".join(f"{count} {table}" for table, count in result["counts"].items())
+    click.echo(f"backed up {source} to {target} (integrity ok, schema {result['revision']}; {counts})")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="Replace the database without asking.")
+def restore(file: str, yes: bool) -> None:
+    """Replace the SQLite database with a backup, after checking its integrity and schema version."""
+    from moderation import backup as backups
+    from moderation.db import head_revision
+
+    config = load_config()
+    target = backups.sqlite_path(config["DATABASE_URL"])
+    if target is None:
+        click.echo(backups.postgres_commands(config["DATABASE_URL"], config["DATABASE_SCHEMA"], file))
+        sys.exit(1)
+    try:
+        result = backups.check(Path(file))
+        if result["integrity"] != "ok":
+            _fail(f"{file} failed its integrity check: {result['integrity']}")
+        if result["revision"] != head_revision():
+            _fail(f"{file} has schema revision {result['revision']}, this code needs {head_revision()}: restore it with the "
+                  "version of the code that made it (then upgrade that way)")
+        counts = ", ".join(f"{count} {table}" for table, count in result["counts"].items())
+        if not yes and not click.confirm(f"replace {target} with {file} ({counts})?", default=False):
+            _fail("nothing was changed")
+        backups.restore_sqlite(Path(file), target, head_revision())
+    except backups.BackupError as error:
+        _fail(str(error))
+    click.echo(f"restored {target} from {file} ({counts})")
+
+
 # --- importing a site's history -------------------------------------------------------------
 
 
