@@ -454,8 +454,10 @@ def export_labels(since: str | None, out_path: str) -> None:
 @click.option("--datasets", help="Comma-separated public dataset names to use (default: all available).")
 @click.option("--open-licenses-only", is_flag=True, help="Skip datasets without an open license.")
 @click.option("--kind", type=click.Choice(["logreg", "nbsvm", "svm", "ensemble"]), default="ensemble", show_default=True)
+@click.option("--backend", type=click.Choice(["memory", "streaming"]), default=None,
+              help="memory: TF-IDF over all rows at once; streaming: hashed features chunk by chunk (default: TRAINING_BACKEND).")
 @click.option("--force", is_flag=True, help="Promote the challenger even if it is not judged better.")
-def retrain(data_dir, datasets, open_licenses_only, kind, force) -> None:
+def retrain(data_dir, datasets, open_licenses_only, kind, backend, force) -> None:
     """Train a challenger on the public sets plus the site's decisions; promote it only if it is better."""
     import shutil
     import uuid
@@ -484,7 +486,7 @@ def retrain(data_dir, datasets, open_licenses_only, kind, force) -> None:
             outcome = run_retrain(
                 data, staging, champion_dir, site_rows, names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind),
                 site_weight=config["SITE_LABEL_WEIGHT"], holdout_share=config["SITE_HOLDOUT_SHARE"], tolerance=config["PROMOTION_TOLERANCE"],
-                progress=lambda stage: click.echo(f"  {stage}", err=True),
+                backend=backend or config["TRAINING_BACKEND"], progress=lambda stage: click.echo(f"  {stage}", err=True),
             )
             verdict = outcome.verdict
             note = ("promoted" if verdict.promote else "kept the champion") + ": " + "; ".join(verdict.reasons)

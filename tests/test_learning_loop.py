@@ -255,3 +255,14 @@ def test_drift_reports_scores_per_label_and_alerts_when_moderators_overturn_too_
     assert re.search(r"^\| spam \| 25 \| ", result.output, re.M)
     assert "ALERT spam: moderators overturned 25 of 25 flags (100%" in result.output
     assert cli_run("drift", "--fail-on-alert", "--data", str(tmp_path / "no-public-data")).exit_code == 1
+
+
+def test_retrain_with_the_streaming_backend_judges_and_records_it(loop):
+    moderate(loop, 40)
+    result = cli_run("retrain", "--datasets", "examples", "--backend", "streaming")
+    assert result.exit_code == 0, result.output
+    assert "| site | spam |" in result.output
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        challenger = next(e.version for e in registry.entries(session) if e.version != registry.live_version(session))
+    manifest = json.loads(cli_run("models", "show", challenger).output)
+    assert manifest["training"]["backend"] == "streaming"
