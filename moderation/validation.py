@@ -94,6 +94,14 @@ def json_object(request) -> dict:
     return body
 
 
+def _scheme(url: str) -> str | None:
+    """The URL's scheme; None when urlsplit cannot read it at all ("http://[" raises ValueError)."""
+    try:
+        return urlsplit(url).scheme
+    except ValueError:
+        return None
+
+
 def new_comment(body: dict, max_text_chars: int) -> NewComment:
     """Validate ``POST /api/v1/comments``."""
     check = Checker()
@@ -114,7 +122,7 @@ def new_comment(body: dict, max_text_chars: int) -> NewComment:
             author["ip"] = str(ipaddress.ip_address(author["ip"].strip()))
         except ValueError:
             check.fail("author.ip", "is not an IPv4 or IPv6 address")
-    if author["url"] and urlsplit(author["url"]).scheme not in ("http", "https"):
+    if author["url"] and _scheme(author["url"]) not in ("http", "https"):
         check.fail("author.url", "must be an http or https URL")
     article = {
         "id": check.string(article_in, "id", "article.id", max_length=200, allow_int=True),

@@ -62,7 +62,10 @@ def web_link(url: str | None) -> str | None:
     """Return ``url`` only if it is a plain http(s) address: a ``javascript:`` link must never become clickable."""
     if not url:
         return None
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "http://[": not a link anyone can follow
+        return None
     return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 

@@ -43,7 +43,10 @@ def signed_in(*roles: str):
 def safe_next(target: str | None, default: str = "desk.queue") -> str:
     """Only ever send the browser back to a desk page: never to another site (open redirect)."""
     if target:
-        parts = urlsplit(target)
+        try:
+            parts = urlsplit(target)
+        except ValueError:  # "http://[": not a desk page
+            return url_for(default)
         if not parts.scheme and not parts.netloc and parts.path.startswith("/moderate") and "\\" not in target:
             return target
     return url_for(default)
