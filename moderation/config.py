@@ -73,6 +73,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRAINING_BACKEND", "memory", 'How `moderation train` fits: "memory" (TF-IDF over all rows at once) or "streaming" (hashed features, SGD chunk by chunk: memory bounded for millions of comments).'),
     Setting("RETAIN_IP_DAYS", 30, "Days after which `moderation purge` drops comments' IP addresses and user agents, and lifts IP bans (0: keep them forever)."),
     Setting("PURGE_SPAM_DAYS", 15, "Days after which `moderation purge` blanks the text and author of comments rejected as spam, as Akismet does (0: keep them forever)."),
+    Setting("DATABASE_TIMEOUT_SECONDS", 10.0, "Longest wait for the database per step (PostgreSQL connect, a free pooled connection, SQLite's lock); past it the API answers 503 with Retry-After."),
+    Setting("RATELIMIT_KEY_PREFIX", "", "Prefix of the rate-limit keys in RATELIMIT_STORAGE_URI, so installations sharing one Redis do not share counters (hosts of one installation must use the same)."),
     Setting("LOG_FORMAT", "json", 'Log lines on stderr: "json" (one object a line, with the request id), "text", or "off" (leave logging to the host program). Keys, passwords and email addresses are always redacted.'),
 )
 

@@ -35,14 +35,20 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, schema: str | None = None) -> Engine:
-    """Create an engine; ``schema`` (PostgreSQL only) sets the search path, e.g. for test isolation."""
+def make_engine(url: str, schema: str | None = None, *, timeout: float = 30.0) -> Engine:
+    """Create an engine; ``schema`` (PostgreSQL only) sets the search path, e.g. for test isolation.
+
+    ``timeout`` bounds every wait for the database: SQLite's busy timeout (a writer
+    waiting for another's lock), PostgreSQL's connect timeout and the wait for a free
+    pooled connection. Past it the request fails (the API answers 503) instead of hanging.
+    """
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": timeout, "check_same_thread": False})
+        busy_ms = int(timeout * 1000)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -50,12 +56,13 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
 
         return engine
     connect_args = {"options": f"-c search_path={schema}"} if schema else {}
-    engine = create_engine(url, pool_size=5, max_overflow=10, connect_args=connect_args)
+    connect_args["connect_timeout"] = max(1, round(timeout))  # libpq takes whole seconds
+    engine = create_engine(url, pool_size=5, max_overflow=10, pool_timeout=timeout, connect_args=connect_args)
     _ping_when_idle(engine)
     return engine
 
@@ -128,7 +135,8 @@ def check_schema(engine: Engine) -> None:
 
 def init_app(app: Flask) -> None:
     """Create the app's engine and session factory, and close sessions after each request."""
-    engine = make_engine(app.config["DATABASE_URL"], app.config.get("DATABASE_SCHEMA"))
+    engine = make_engine(app.config["DATABASE_URL"], app.config.get("DATABASE_SCHEMA"),
+                         timeout=float(app.config.get("DATABASE_TIMEOUT_SECONDS") or 30.0))
     app.extensions["moderation.engine"] = engine
     app.extensions["moderation.sessions"] = sessionmaker(engine, expire_on_commit=False)
     # PostgreSQL only: SQLite's driver already starts a transaction only before a write.

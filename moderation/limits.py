@@ -1,19 +1,40 @@
 """Flood control: at most RATE_LIMIT comments per author email and per IP address.
 
 Flask-Limiter keeps the counters in RATELIMIT_STORAGE_URI: memory for one process,
-Redis when several hosts must share them. If Redis goes away, intake continues with
-in-memory counters (Flask-Limiter logs the failure) rather than failing. Each app gets
-its own limiter, so two apps in one process behave like two hosts.
+Redis when several hosts must share them (RATELIMIT_KEY_PREFIX keeps installations
+sharing one Redis apart). If Redis goes away, intake continues with each worker's
+in-memory counters (logged on stderr: "Rate limit storage unreachable", and "recovered"
+when it is back) rather than failing; a Redis that stops answering costs at most
+REDIS_TIMEOUT_SECONDS per request, not a hang. Each app gets its own limiter, so two apps
+in one process behave like two hosts.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import sys
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
 LIMITED_ENDPOINTS = ("api.create_comment",)
+REDIS_TIMEOUT_SECONDS = 1.0
+
+
+def _log_limiter_warnings() -> None:
+    """Flask-Limiter logs to "flask-limiter" behind a NullHandler, which also keeps Python's
+    last-resort handler silent: its lines reach stderr through the root logger's handler
+    when one is installed, else through one of our own."""
+    logger = logging.getLogger("flask-limiter")
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    if not logging.getLogger().handlers and not any(getattr(handler, "_moderation", False) for handler in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.INFO)  # "storage unreachable" (warning) and "storage recovered" (info)
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s flask-limiter: %(message)s"))
+        handler._moderation = True
+        logger.addHandler(handler)
 
 
 def _body() -> dict:
@@ -57,10 +78,14 @@ def init_app(app: Flask) -> None:
             response.headers.pop("Retry-After", None)
         return response
 
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    options = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS} if uri.startswith(("redis://", "rediss://")) else {}
+    _log_limiter_warnings()
     limiter = Limiter(
-        key_func=lambda: "unused", app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        key_func=lambda: "unused", app=app, storage_uri=uri, storage_options=options,
         strategy="sliding-window-counter",  # a fixed window would let 2N through across its edge
         headers_enabled=True, swallow_errors=True, in_memory_fallback_enabled=True,
+        key_prefix=app.config.get("RATELIMIT_KEY_PREFIX") or "",
     )
     app.extensions["moderation.limiter"] = limiter
     by_author = limiter.limit(_limit, key_func=lambda: "author:" + (_author("email") or ""),
