@@ -121,14 +121,19 @@ def configure(fmt: str, stream=None, level: int = logging.INFO) -> logging.Handl
     handler.setFormatter(formatter(fmt))
     handler.addFilter(_RequestId())
     root.addHandler(handler)
-    if root.level > level or root.level == logging.NOTSET:
-        root.setLevel(level)
+    logging.getLogger("moderation").setLevel(level)  # ours at INFO (the access lines); other libraries keep root's WARNING
     return handler
 
 
 def init_app(app: Flask) -> None:
-    """Request ids, the access line, and (unless LOG_FORMAT is off) the stderr handler."""
-    configure(app.config["LOG_FORMAT"])
+    """Request ids, the access line, and (unless LOG_FORMAT is off, or the app is a test's) the stderr handler.
+
+    The handler is process-wide (the root logger's): a test app leaves it alone, so a test
+    process's other output (a CLI command's, say) is not interleaved with log lines.
+    """
+    if not app.config.get("TESTING"):
+        configure(app.config["LOG_FORMAT"])
+    logging.getLogger("moderation").setLevel(min(logging.getLogger("moderation").getEffectiveLevel(), logging.INFO))
 
     @app.before_request
     def _start():
