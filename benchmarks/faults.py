@@ -152,6 +152,11 @@ def moderation(env: dict, *args: str, timeout: float = 120) -> str:
     return done.stdout.strip()
 
 
+def create_key(env: dict, name: str, role: str) -> str:
+    """`moderation keys create`: the key is the last line printed (log lines may come before it)."""
+    return moderation(env, "keys", "create", "--name", name, "--role", role).splitlines()[-1].strip()
+
+
 def base_env(instance: Path, model: Path, **settings: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODERATION_") or k == "MODERATION_TEST_POSTGRES_URL"}
     env.update({"MODERATION_INSTANCE_DIR": str(instance), "MODERATION_MODEL_DIR": str(model),
@@ -173,7 +178,8 @@ def call(url: str, body: dict | None = None, key: str | None = None, timeout: fl
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"null"), dict(response.headers)
     except urllib.error.HTTPError as error:
-        raw = error.read()
+        with error:  # closes its socket (an unclosed one is a ResourceWarning, an error under pytest)
+            raw = error.read()
         try:
             parsed = json.loads(raw)
         except ValueError:
@@ -340,7 +346,7 @@ def sqlite_integrity(path: Path) -> str:
 def _sqlite_server(work: Path, model: Path, workers: int = 2, **settings: str):
     env = base_env(work, model, **settings)
     moderation(env, "db", "upgrade")
-    key = moderation(env, "keys", "create", "--name", "site", "--role", "site")
+    key = create_key(env, "site", "site")
     return env, key, work / "moderation.db"
 
 
@@ -399,7 +405,7 @@ def postgres_outage(work: Path, model: Path, duration: float = 6.0, cut: float =
         upgrade(direct)
         env = base_env(work, model, MODERATION_DATABASE_SCHEMA=schema, MODERATION_DATABASE_TIMEOUT_SECONDS="2",
                        MODERATION_DATABASE_URL=url.set(host=LOOPBACK, port=proxy.port).render_as_string(hide_password=False))
-        key = moderation({**env, "MODERATION_DATABASE_URL": postgres_url}, "keys", "create", "--name", "site", "--role", "site")
+        key = create_key({**env, "MODERATION_DATABASE_URL": postgres_url}, "site", "site")
         server = Server(env, workers=2)
         server.wait_ready()
         tag = "pg" + uuid.uuid4().hex[:8]

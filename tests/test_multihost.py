@@ -80,7 +80,7 @@ def shared(shared_schema, tiny_bundle, tmp_path_factory):
     folder = tmp_path_factory.mktemp("multihost")
     env = _env(shared_schema, tiny_bundle, folder)
     faults.moderation(env, "db", "upgrade")
-    keys = {role: faults.moderation(env, "keys", "create", "--name", role, "--role", role) for role in ("site", "moderator")}
+    keys = {role: faults.create_key(env, role, role) for role in ("site", "moderator")}
     subprocess.run([str(faults.BIN / "moderation"), "users", "add", "mia"], input=PASSWORD + "\n", env=env, check=True,
                    capture_output=True, text=True)
     servers = [faults.Server(_host(env, folder, name), workers=1) for name in ("a", "b")]  # started together
