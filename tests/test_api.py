@@ -156,7 +156,7 @@ def test_audit_log_lists_and_cannot_be_changed(api):
 
 
 def test_rate_limit_per_author_answers_429_with_retry_after(make_api):
-    api = make_api(RATE_LIMIT="3 per minute")
+    api = make_api(RATE_LIMIT="3 per day")
     codes = [api.post_comment(f"comment {i}", author={"email": "flood@example.org"}).status_code for i in range(5)]
     assert codes == [201, 201, 201, 429, 429]
     limited = api.post_comment("one more", author={"email": "flood@example.org"})
@@ -226,14 +226,14 @@ def test_audit_since_understands_time_zone_offsets(api):
 
 
 def test_addresses_are_compared_normalised(make_api):
-    api = make_api(RATE_LIMIT="1 per minute")
+    api = make_api(RATE_LIMIT="1 per day")
     assert api.post_comment("one", author={"ip": "2001:DB8::1"}).status_code == 201
     assert api.post_comment("two", author={"ip": "2001:db8:0::1"}).status_code == 429
     assert len(api.get("/api/v1/queue?ip=2001:DB8:0:0::1").get_json()["comments"]) == 1
 
 
 def test_retries_are_never_rate_limited_and_success_has_no_retry_after(make_api):
-    api = make_api(RATE_LIMIT="1 per minute")
+    api = make_api(RATE_LIMIT="1 per day")
     first = api.post_comment("hello", author={"email": "r@example.org"}, external_id="e-1")
     assert first.status_code == 201 and "Retry-After" not in first.headers
     again = api.post_comment("hello", author={"email": "r@example.org"}, external_id="e-1")

@@ -168,7 +168,7 @@ def test_bad_audit_parameters_are_422(api):
 
 
 def test_rate_limited_is_429_with_retry_after(make_api):
-    api = make_api(RATE_LIMIT="1 per minute")
+    api = make_api(RATE_LIMIT="1 per day")
     post(api, {"text": "one", "author": {"email": "a@example.org"}})
     response = post(api, {"text": "two", "author": {"email": "a@example.org"}})
     assert_error(response, 429, "rate_limited")

@@ -24,12 +24,12 @@ def redis_url():
 
 def test_two_hosts_share_one_limit_through_redis(make_api, redis_url):
     author = {"email": f"{uuid.uuid4().hex}@example.org"}  # a fresh counter for every run
-    host_a = make_api(RATE_LIMIT="3 per minute", RATELIMIT_STORAGE_URI=redis_url)
-    host_b = make_api(RATE_LIMIT="3 per minute", RATELIMIT_STORAGE_URI=redis_url)
+    host_a = make_api(RATE_LIMIT="3 per day", RATELIMIT_STORAGE_URI=redis_url)
+    host_b = make_api(RATE_LIMIT="3 per day", RATELIMIT_STORAGE_URI=redis_url)
     codes = [host.post_comment(f"comment {i}", author=author).status_code for i, host in enumerate([host_a, host_b, host_a, host_b])]
     assert codes == [201, 201, 201, 429]
 
 
 def test_intake_continues_when_redis_is_gone(make_api):
-    api = make_api(RATE_LIMIT="3 per minute", RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    api = make_api(RATE_LIMIT="3 per day", RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
     assert api.post_comment("still accepted", author={"email": "x@example.org"}).status_code == 201

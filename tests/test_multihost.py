@@ -48,7 +48,7 @@ def _env(schema: str, tiny_bundle, folder) -> dict:
     return faults.base_env(folder / "shared", tiny_bundle,
                            MODERATION_DATABASE_URL=POSTGRES_URL, MODERATION_DATABASE_SCHEMA=schema,
                            MODERATION_RATELIMIT_STORAGE_URI=faults.DEFAULT_REDIS_URL,
-                           MODERATION_RATELIMIT_KEY_PREFIX=f"multihost-{uuid.uuid4().hex[:12]}", MODERATION_RATE_LIMIT="3 per minute",
+                           MODERATION_RATELIMIT_KEY_PREFIX=f"multihost-{uuid.uuid4().hex[:12]}", MODERATION_RATE_LIMIT="3 per day",
                            MODERATION_SECRET_KEY="shared-" + uuid.uuid4().hex, MODERATION_SECURE_COOKIES="false",
                            MODERATION_HOLD_WORDS='["harbour"]',  # every test comment is held for a moderator
                            MODERATION_MODELS_DIR=str(folder / "shared" / "models"), MODERATION_MODEL_CHECK_SECONDS="0.3")
@@ -117,7 +117,7 @@ def test_a_comment_posted_through_one_host_is_decided_through_the_other(hosts):
 
 
 def test_the_rate_limit_is_shared_by_the_hosts(hosts):
-    a, b, keys = hosts  # RATE_LIMIT "3 per minute", counted in the shared Redis
+    a, b, keys = hosts  # RATE_LIMIT "3 per day", counted in the shared Redis
     reader = {"email": f"flood-{uuid.uuid4().hex[:8]}@example.org"}
     statuses = [faults.call(base + "/api/v1/comments", _comment(n, **reader), keys["site"])[0] for n, base in enumerate((a, a, b))]
     assert statuses == [201, 201, 201]
