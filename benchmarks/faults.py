@@ -350,6 +350,22 @@ def _sqlite_server(work: Path, model: Path, workers: int = 2, **settings: str):
     return env, key, work / "moderation.db"
 
 
+def fault_window(load: Load, start, end, duration: float, length: float, *, wait_for_recovery: bool = True) -> tuple[float, float, float | None]:
+    """Under ``load``: run clean, call ``start`` (the fault), wait ``length`` s, call ``end``, run clean again.
+
+    :return: when the fault began, when it ended, and how long until the next 201 (None when not waited for).
+    """
+    time.sleep((duration - length) / 2)
+    began = time.monotonic()
+    start()
+    time.sleep(length)
+    ended = time.monotonic()
+    end()
+    recovery = load.wait_for_201(ended, 30) if wait_for_recovery else None
+    time.sleep(max(0.0, (duration - length) / 2 - (time.monotonic() - ended)))
+    return began, ended, recovery
+
+
 def kill_worker(work: Path, model: Path, duration: float = 6.0) -> dict:
     """SIGKILL one of two workers mid-load on SQLite."""
     from moderation.db import make_engine
@@ -411,14 +427,7 @@ def postgres_outage(work: Path, model: Path, duration: float = 6.0, cut: float =
         tag = "pg" + uuid.uuid4().hex[:8]
         with Load(server.base, key, tag) as load:
             load.warm()
-            time.sleep((duration - cut) / 2)
-            cut_at = time.monotonic()
-            proxy.cut()
-            time.sleep(cut)
-            restored = time.monotonic()
-            proxy.restore()
-            recovery = load.wait_for_201(restored, 30)
-            time.sleep(max(0.0, (duration - cut) / 2 - (time.monotonic() - restored)))
+            cut_at, restored, recovery = fault_window(load, proxy.cut, proxy.restore, duration, cut)
         during = [r for r in load.records if cut_at <= r["sent"] < restored]
         ids, half = stored_rows(direct, tag)
         direct.dispose()
@@ -453,13 +462,7 @@ def redis_outage(work: Path, model: Path, duration: float = 6.0, cut: float = 3.
             tag = "rd" + uuid.uuid4().hex[:8]
             with Load(server.base, key, tag) as load:
                 load.warm()
-                time.sleep((duration - cut) / 2)
-                cut_at = time.monotonic()
-                proxy.cut()
-                time.sleep(cut)
-                restored = time.monotonic()
-                proxy.restore()
-                time.sleep((duration - cut) / 2)
+                cut_at, restored, _ = fault_window(load, proxy.cut, proxy.restore, duration, cut, wait_for_recovery=False)
             during = [r for r in load.records if cut_at <= r["sent"] < restored]
             engine = make_engine(f"sqlite:///{path}")
             try:
@@ -502,14 +505,9 @@ def sqlite_busy(work: Path, model: Path, duration: float = 6.0, hold: float = 3.
         locker = sqlite3.connect(path, isolation_level=None, timeout=10)
         with Load(server.base, key, tag) as load:
             load.warm()
-            time.sleep((duration - hold) / 2)
-            locker.execute("BEGIN EXCLUSIVE")  # WAL: the write lock; readers go on
-            locked_at = time.monotonic()
-            time.sleep(hold)
-            locker.execute("ROLLBACK")
-            released = time.monotonic()
-            recovery = load.wait_for_201(released, 30)
-            time.sleep(max(0.0, (duration - hold) / 2 - (time.monotonic() - released)))
+            # BEGIN EXCLUSIVE under WAL takes the write lock; readers go on.
+            locked_at, released, recovery = fault_window(load, lambda: locker.execute("BEGIN EXCLUSIVE"),
+                                                         lambda: locker.execute("ROLLBACK"), duration, hold)
         locker.close()
         during = [r for r in load.records if locked_at <= r["sent"] < released]
         engine = make_engine(f"sqlite:///{path}")
@@ -558,14 +556,9 @@ def disk_full(work: Path, model: Path, duration: float = 6.0, full: float = 3.0)
         tag = "df" + uuid.uuid4().hex[:8]
         with Load(base, key, tag) as load:
             load.warm()
-            time.sleep((duration - full) / 2)
-            limit["pages"] = 1  # full: no page may be added
-            full_at = time.monotonic()
-            time.sleep(full)
-            limit["pages"] = 1_073_741_823  # space freed
-            freed = time.monotonic()
-            recovery = load.wait_for_201(freed, 30)
-            time.sleep(max(0.0, (duration - full) / 2 - (time.monotonic() - freed)))
+            # Full: no page may be added; then space is freed.
+            full_at, freed, recovery = fault_window(load, lambda: limit.update(pages=1), lambda: limit.update(pages=1_073_741_823),
+                                                    duration, full)
         during = [r for r in load.records if full_at <= r["sent"] < freed]
         ids, half = stored_rows(app_engine, tag)
         return outcome(load, ids, half, recovery_s=recovery, full_s=full, integrity=sqlite_integrity(path),

@@ -127,9 +127,14 @@ def overturns(session: Session, since: datetime, thresholds: dict[str, dict[str,
     return list(by_label.values()), published_then_rejected, rejected_then_approved, dict(by_moderator.most_common())
 
 
-def dashboard(session: Session, thresholds: dict[str, dict[str, float]], days: int = 30) -> Dashboard:
+def window_start(days: int) -> datetime:
+    """Midnight UTC ``days`` days ago: where the dashboard's window begins."""
     now = utcnow()
-    since = datetime.combine((now - timedelta(days=days)).date(), datetime.min.time(), tzinfo=now.tzinfo)
+    return datetime.combine((now - timedelta(days=days)).date(), datetime.min.time(), tzinfo=now.tzinfo)
+
+
+def dashboard(session: Session, thresholds: dict[str, dict[str, float]], days: int = 30) -> Dashboard:
+    since = window_start(days)
     pending, oldest = session.execute(
         select(func.count(), func.min(Comment.created_at)).where(Comment.status == PENDING, Comment.discarded.is_(False))
     ).one()

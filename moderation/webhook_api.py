@@ -47,8 +47,7 @@ def add():
     try:
         endpoint, secret = webhooks.add_endpoint(get_session(), g.api_key.name, url, events)
     except webhooks.WebhookError as error:
-        field = "url" if "URL" in str(error) else "events"
-        raise ApiError(422, "the request has invalid fields", fields={field: str(error)}) from None
+        raise ApiError(422, "the request has invalid fields", fields={error.field or "body": str(error)}) from None
     response = jsonify({**endpoint_json(endpoint), "secret": secret})
     response.status_code = 201
     return response

@@ -37,7 +37,11 @@ LEASE = timedelta(seconds=120)  # a claimed event is not claimed again by anothe
 
 
 class WebhookError(ValueError):
-    """A webhook request that cannot be carried out; the message says why."""
+    """A webhook request that cannot be carried out; the message says why, ``field`` what was wrong."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def event_for(new_status: str, *, by_person: bool) -> str:
@@ -68,11 +72,11 @@ def add_endpoint(session: Session, site: str, url: str, events: list[str] | None
     except httpx.InvalidURL:  # control characters, a bad port...: found by tests/test_schemathesis.py
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise WebhookError("the URL must be an http or https address")
+        raise WebhookError("the URL must be an http or https address", "url")
     events = list(events or EVENTS)
     unknown = [e for e in events if e not in EVENTS]
     if unknown or not events:
-        raise WebhookError(f"unknown event(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(EVENTS)}")
+        raise WebhookError(f"unknown event(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(EVENTS)}", "events")
     secret = "whsec_" + secrets.token_urlsafe(32)
     endpoint = WebhookEndpoint(site=site, url=url, secret=secret, events=",".join(events), created_at=utcnow(), failures=0)
     session.add(endpoint)

@@ -13,6 +13,19 @@ from training.datasets import default_data_dir, is_available
 from training.pipeline import run_training
 from training.train import TrainingConfig
 
+# Texts that have broken scorers before: empty, blank, obfuscated, shouting, non-Latin, HTML.
+AWKWARD_TEXTS = [
+    "Great reporting, thank you for covering the council meeting.",
+    "you are a complete idiot and a liar",
+    "Check out my channel!!! http://bit.ly/free-money subscribe",
+    "f u c k you moron",
+    "",
+    "   ",
+    "WOW WHAT A GOAL",
+    "Привет, как дела?",
+    "<br />&amp; <script>alert(1)</script>",
+]
+
 PUBLIC_SETS = ("youtube_spam", "sms_spam", "impermium_insults", "davidson_hate_offensive", "olid_offenseval2019", "jigsaw_toxic_binary_sample")
 
 

@@ -1,20 +1,9 @@
 import numpy as np
 import pytest
 
+from conftest import AWKWARD_TEXTS as TEXTS
 from moderation.assessor import Assessor
 from moderation.scorer import FastScorer
-
-TEXTS = [
-    "Great reporting, thank you for covering the council meeting.",
-    "you are a complete idiot and a liar",
-    "Check out my channel!!! http://bit.ly/free-money subscribe",
-    "f u c k you moron",
-    "",
-    "   ",
-    "WOW WHAT A GOAL",
-    "Привет, как дела?",
-    "<br />&amp; <script>alert(1)</script>",
-]
 
 
 def test_fast_path_matches_the_pipeline(tiny_model):

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import AWKWARD_TEXTS as TEXTS
 from sklearn.feature_extraction.text import HashingVectorizer
 from sqlalchemy.orm import Session
 
@@ -25,17 +26,6 @@ from training.streaming import StreamingConfig, cell_weights, in_chunks, site_ch
 from training.train import label_rows, source_weights
 
 SMALL = StreamingConfig(n_features=2**16, epochs=3)
-TEXTS = [
-    "Great reporting, thank you for covering the council meeting.",
-    "you are a complete idiot and a liar",
-    "Check out my channel!!! http://bit.ly/free-money subscribe",
-    "f u c k you moron",
-    "",
-    "   ",
-    "WOW WHAT A GOAL",
-    "Привет, как дела?",
-    "<br />&amp; <script>alert(1)</script>",
-]
 
 
 def synthetic(n: int, seed: int) -> list[Example]:
