@@ -464,28 +464,31 @@ def retrain(data_dir, datasets, open_licenses_only, kind, backend, force) -> Non
 
     from sqlalchemy.orm import Session
 
-    from moderation import labels, registry
+    from moderation import registry
     from training.datasets import default_data_dir
+    from training import streaming
     from training.report import markdown_table
     from training.retrain import retrain as run_retrain
+    from training.streaming import site_chunks
     from training.train import TrainingConfig
 
     config = load_config()
     data = Path(data_dir or config["DATA_DIR"] or default_data_dir())
     names = [n.strip() for n in datasets.split(",")] if datasets else None
     staging = registry.models_dir(config) / f".challenger-{uuid.uuid4().hex[:8]}"
-    with Session(_engine()) as session:
+    engine = _engine()
+    with Session(engine) as session:
         champion_dir = registry.live_bundle_dir(session, config)
         try:
             champion = bundle.read_manifest(champion_dir)["version"]
         except bundle.BundleError as error:
             _fail(f"no live model to compare with: {error}")
-        site_rows = labels.site_labels(session)
-        click.echo(f"champion {champion}; {len(site_rows)} labelled site comments", err=True)
+        click.echo(f"champion {champion}", err=True)
+        site = site_chunks(engine, holdout_share=config["SITE_HOLDOUT_SHARE"], size=streaming.SITE_CHUNK)  # read in chunks, each pass
         try:
             outcome = run_retrain(
-                data, staging, champion_dir, site_rows, names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind),
-                site_weight=config["SITE_LABEL_WEIGHT"], holdout_share=config["SITE_HOLDOUT_SHARE"], tolerance=config["PROMOTION_TOLERANCE"],
+                data, staging, champion_dir, site, names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind),
+                site_weight=config["SITE_LABEL_WEIGHT"], tolerance=config["PROMOTION_TOLERANCE"],
                 backend=backend or config["TRAINING_BACKEND"], progress=lambda stage: click.echo(f"  {stage}", err=True),
             )
             verdict = outcome.verdict

@@ -45,39 +45,20 @@ def labels_for(action: str, reason: str | None) -> dict[str, int] | None:
     return None
 
 
-def _latest_human_decisions(session: Session, since: datetime | None) -> Iterator[tuple]:
-    """(text_hash, text, action, reason, created_at) of each comment's latest human decision, read in chunks."""
-    latest = (select(func.max(AuditEntry.id).label("id")).where(*_HUMAN_DECISION).group_by(AuditEntry.comment_id)).subquery()
-    query = (
-        select(Comment.text_hash, Comment.text, AuditEntry.action, AuditEntry.reason, AuditEntry.created_at)
-        .join(latest, latest.c.id == AuditEntry.id).join(Comment, Comment.id == AuditEntry.comment_id)
-        .where(Comment.purged_at.is_(None)).order_by(AuditEntry.id)
-    )
-    if since is not None:
-        query = query.where(AuditEntry.created_at >= since)
-    result = session.execute(query.execution_options(yield_per=CHUNK))  # a server-side cursor on PostgreSQL
-    for partition in result.partitions():
-        yield from partition
-
-
 def site_labels(session: Session, since: datetime | None = None) -> list[Labelled]:
-    """The site's labelled comments, one per distinct text (its latest decision), oldest first."""
-    by_text: dict[str, Labelled] = {}
-    for digest, text, action, reason, created_at in _latest_human_decisions(session, since):
-        labels = labels_for(action, reason)
-        by_text.pop(digest, None)  # a later decision on the same text replaces the earlier one, even if it gives no label
-        if labels is not None:
-            by_text[digest] = Labelled(text, labels, aware(created_at))
-    return sorted(by_text.values(), key=lambda row: row.decided_at)
+    """The site's labelled comments, one per distinct text (its latest decision), oldest decision first."""
+    return [row for rows in stream_site_labels(session, since) for row in rows]
 
 
 def stream_site_labels(session: Session, since: datetime | None = None, chunk: int = CHUNK) -> Iterator[list[Labelled]]:
-    """The site's labelled comments in lists of at most ``chunk``, in decision order, for out-of-core training.
+    """The site's labelled comments in lists of at most ``chunk``, oldest decision first.
 
-    The same rows as `site_labels` (one per distinct text, its latest decision winning),
-    but the database does the de-duplication (the highest audit id per text hash), so
-    memory holds one chunk however many decisions there are. Ordered by audit id, not
-    sorted by ``decided_at`` as `site_labels` is.
+    One row per distinct normalised text: the latest human decision on any comment with
+    that text wins (the highest audit id), and a winning decision that implies no label
+    drops the text. The database does the de-duplication and the ordering, so memory
+    holds one chunk however many decisions there are (out-of-core training reads this).
+    Ordered by decision time, then audit id: imported decisions keep their own times, so
+    the newest by time (what retraining holds out) need not be the last inserted.
     """
     per_comment = select(func.max(AuditEntry.id).label("id")).where(*_HUMAN_DECISION).group_by(AuditEntry.comment_id).subquery()
     per_text = (
@@ -91,7 +72,7 @@ def stream_site_labels(session: Session, since: datetime | None = None, chunk: i
     query = (
         select(Comment.text, AuditEntry.action, AuditEntry.reason, AuditEntry.created_at)
         .join(latest, latest.c.id == AuditEntry.id).join(Comment, Comment.id == AuditEntry.comment_id)
-        .order_by(AuditEntry.id)
+        .order_by(AuditEntry.created_at, AuditEntry.id)
     )
     result = session.execute(query.execution_options(yield_per=chunk))  # a server-side cursor on PostgreSQL
     for partition in result.partitions():

@@ -22,7 +22,7 @@ from moderation import bundle, labels, registry
 from moderation.cli import cli
 from moderation.schema import Promotion, utcnow
 from conftest import HOLD_EVERYTHING
-from training.retrain import Verdict, judge, site_examples
+from training.retrain import Verdict, judge
 
 BRANDS = ["quickcoin", "doublr", "moonbag", "satoshix", "yieldfarm", "cryptobro", "hodlnow", "pumpit", "richbot", "coinrain"]
 TOPICS = ["tram extension", "school budget", "harbour plan", "library hours", "bridge repairs", "flood defences",
@@ -141,14 +141,6 @@ def test_the_same_text_from_many_authors_counts_once(loop):
     assert [(r.text, r.labels) for r in rows] == [(wave, {"spam": 1})]
 
 
-def test_the_newest_decisions_are_held_out():
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    rows = [labels.Labelled(f"comment {n}", {"spam": n % 2}, start + timedelta(hours=n)) for n in range(10)]
-    examples = site_examples(list(reversed(rows)), 0.3)
-    assert [e.text for e in examples if e.split == "dev"] == ["comment 7", "comment 8", "comment 9"]
-    assert all(e.source == "site" for e in examples)
-
-
 def _row(dataset, label, auc, ap):
     return {"dataset": dataset, "label": label, "roc_auc": auc, "average_precision": ap}
 
@@ -257,12 +249,30 @@ def test_drift_reports_scores_per_label_and_alerts_when_moderators_overturn_too_
     assert cli_run("drift", "--fail-on-alert", "--data", str(tmp_path / "no-public-data")).exit_code == 1
 
 
-def test_retrain_with_the_streaming_backend_judges_and_records_it(loop):
+def test_retrain_with_the_streaming_backend_reads_the_decisions_chunk_by_chunk(loop, monkeypatch):
     moderate(loop, 40)
+    chunks = []
+
+    def spy(session, since=None, chunk=labels.CHUNK):
+        for rows in real_stream(session, since, chunk):
+            chunks.append(len(rows))
+            yield rows
+
+    def whole(*args, **kwargs):
+        raise AssertionError("the streaming backend must not gather every decision into one list")
+
+    real_stream = labels.stream_site_labels
+    monkeypatch.setattr(labels, "stream_site_labels", spy)
+    monkeypatch.setattr(labels, "site_labels", whole)
+    monkeypatch.setattr("training.streaming.SITE_CHUNK", 8)
     result = cli_run("retrain", "--datasets", "examples", "--backend", "streaming")
     assert result.exit_code == 0, result.output
-    assert "| site | spam |" in result.output
+    assert "| site | spam |" in result.output and "30 trained on, 10 held out" in result.output
+    assert max(chunks) == 8 and len(chunks) >= 5 * 8  # passes: facts, hold-out cut, count, 5 epochs, calibrate, judge; 5 chunks each
     with Session(loop.app.extensions["moderation.engine"]) as session:
         challenger = next(e.version for e in registry.entries(session) if e.version != registry.live_version(session))
     manifest = json.loads(cli_run("models", "show", challenger).output)
     assert manifest["training"]["backend"] == "streaming"
+    assert {d["name"]: (d["train_rows"], d["dev_rows"]) for d in manifest["datasets"]}["site"] == (30, 10)
+    site_rows = {r["label"]: r["rows"] for r in manifest["dev_metrics"] if r["dataset"] == "site"}
+    assert site_rows["spam"] == 10  # the challenger's own report includes the held-out site rows

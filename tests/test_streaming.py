@@ -22,7 +22,7 @@ from moderation.features import HashedVocabulary
 from moderation.schema import AuditEntry, Comment
 from moderation.scorer import FastScorer
 from training.datasets import Example, default_data_dir, load_dataset
-from training.streaming import StreamingConfig, cell_weights, in_chunks, site_chunks, train_streaming
+from training.streaming import StreamingConfig, cell_weights, in_chunks, interleave, site_chunks, train_streaming
 from training.train import label_rows, source_weights
 
 SMALL = StreamingConfig(n_features=2**16, epochs=3)
@@ -180,6 +180,29 @@ def test_site_labels_stream_in_chunks_with_the_latest_decision_per_text(database
     engine.dispose()
     assert [(e.text, e.labels) for e in site] == streamed
     assert [e.split for e in site] == ["train"] * 6 + ["dev"] * 2 and {e.source for e in site} == {"site"}
+
+
+def test_the_newest_decisions_by_time_are_held_out_even_when_inserted_first(database):
+    """Imported decisions keep their own times: the held-out share is the newest by decision time, not by insertion."""
+    engine = make_engine(database["DATABASE_URL"], database.get("DATABASE_SCHEMA"))
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with Session(engine) as session:
+        for n in reversed(range(10)):  # inserted newest first, as an import of an old archive after recent work would be
+            _decide(session, f"comment {n}", f"h{n}", [("approve", None) if n % 2 else ("reject", "spam")], start + timedelta(days=n))
+        session.commit()
+    site = [e for chunk in site_chunks(engine, holdout_share=0.3, size=4)() for e in chunk]
+    engine.dispose()
+    assert [e.text for e in site] == [f"comment {n}" for n in range(10)]
+    assert [e.text for e in site if e.split == "dev"] == ["comment 7", "comment 8", "comment 9"]
+
+
+def test_interleave_takes_a_chunk_from_each_source_in_turn():
+    def source(name: str, sizes: list[int]):
+        return lambda: ([Example(f"{name}{i}", {}, name, name, "train")] * size for i, size in enumerate(sizes))
+
+    chunks = list(interleave(source("a", [1, 1, 1]), source("b", [2, 0, 2, 2, 2]))())
+    assert [(chunk[0].text, len(chunk)) for chunk in chunks] == [("a0", 1), ("b0", 2), ("a1", 1), ("a2", 1), ("b2", 2), ("b3", 2), ("b4", 2)]
+    assert list(interleave(source("a", [1]))()) == list(interleave(source("a", [1]))())  # each call streams again
 
 
 def test_hashed_counter_and_featurizer_equal_the_hashing_pipeline(rows):

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from training.report import markdown_table, write_report
 from training.train import TrainingConfig, label_rows, load_examples, split, source_weights, train_model
 
 if TYPE_CHECKING:
-    from training.streaming import StreamingConfig
+    from moderation.model import ModerationModel
+    from training.streaming import Chunks, StreamingConfig
 
 STREAM_CHUNK = 10_000  # rows per chunk when the streaming backend trains on rows read into memory
 
@@ -27,6 +28,32 @@ STREAM_CHUNK = 10_000  # rows per chunk when the streaming backend trains on row
 def truth_arrays(examples: list[Example], labels: list[str]) -> dict[str, np.ndarray]:
     """Per label, 0/1 where an example carries the label and -1 where it does not."""
     return {label: np.array([e.labels.get(label, -1) for e in examples]) for label in labels}
+
+
+def held_out_batches(dev: list[Example], chunks: "Chunks | None" = None, size: int = STREAM_CHUNK) -> Iterator[list[Example]]:
+    """The dev rows in batches: ``dev`` (in memory), then the dev rows of each chunk of a stream."""
+    for start in range(0, len(dev), size):
+        yield dev[start : start + size]
+    for chunk in chunks() if chunks else ():
+        yield [e for e in chunk if e.split == "dev"]
+
+
+def score_held_out(models: "list[ModerationModel]", batches: Iterable[list[Example]]) -> tuple[list[np.ndarray], list[Example]]:
+    """Every model's probabilities on the same held-out rows, one batch of texts in memory at a time.
+
+    :return: one (rows x labels) array per model, and the rows without their texts (metrics need
+        only labels and sources), so held-out sets larger than memory can still be judged.
+    """
+    scores: list[list[np.ndarray]] = [[] for _ in models]
+    rows: list[Example] = []
+    for batch in batches:
+        if not batch:
+            continue
+        texts = [e.text for e in batch]
+        for column, model in enumerate(models):
+            scores[column].append(model.predict_proba(texts))
+        rows += [replace(e, text="") for e in batch]
+    return [np.vstack(parts) if parts else np.zeros((0, len(model.labels))) for parts, model in zip(scores, models)], rows
 
 
 def dataset_facts(names: list[str], data_dir: Path, examples: list[Example]) -> list[dict]:
@@ -102,6 +129,7 @@ def run_training(
     compare: bool = False,
     extra: list[Example] | None = None,
     extra_facts: list[dict] | None = None,
+    extra_chunks: "Chunks | None" = None,
     backend: str = "memory",
     streaming: "StreamingConfig | None" = None,
     progress: Callable[[str], None] = lambda stage: None,
@@ -110,25 +138,30 @@ def run_training(
 
     ``compare`` also trains the other model kinds and the baselines, and writes the
     comparison table into the report (several times slower). ``extra`` examples (the
-    site's own decisions) join the registered sets, described by ``extra_facts``.
-    ``backend`` "streaming" fits hashed features chunk by chunk (`training.streaming`,
-    shaped by ``streaming``) instead of TF-IDF over all rows at once.
+    site's own decisions) join the registered sets, described by ``extra_facts``;
+    ``extra_chunks`` is the same as a stream (e.g. `training.streaming.site_chunks`), read
+    chunk by chunk and never held whole (streaming backend only). ``backend`` "streaming"
+    fits hashed features chunk by chunk (`training.streaming`, shaped by ``streaming``)
+    instead of TF-IDF over all rows at once.
 
     :return: the manifest written and the per-dataset dev metric rows.
     """
     config = config or TrainingConfig()
     chosen = select_datasets(data_dir, names, open_only)
-    if not chosen and not extra:
+    if extra_chunks is not None and backend != "streaming":
+        raise ValueError("a stream of extra rows needs the streaming backend; pass them as a list to train in memory")
+    if not chosen and not extra and extra_chunks is None:
         raise ValueError(f"no usable dataset in {data_dir} (nor data/examples.csv); pass --data DIR")
     progress(f"reading {len(chosen)} datasets")
     examples = load_examples(data_dir, chosen) + list(extra or [])
     fitting, calibration, dev = split(examples)
     if backend == "streaming":
-        from training.streaming import StreamingConfig, in_chunks, train_streaming
+        from training.streaming import StreamingConfig, in_chunks, interleave, train_streaming
 
         streaming = streaming or StreamingConfig()
-        progress(f"training on {len(fitting):,} comments (streaming, {streaming.epochs} epochs)")
-        model, facts = train_streaming(in_chunks(fitting + calibration, STREAM_CHUNK, streaming.seed), config, streaming)
+        progress(f"training on {len(fitting):,} comments{' and a stream of site decisions' if extra_chunks else ''} (streaming, {streaming.epochs} epochs)")
+        stream = in_chunks(fitting + calibration, STREAM_CHUNK, streaming.seed)
+        model, facts = train_streaming(interleave(stream, extra_chunks) if extra_chunks else stream, config, streaming)
         backend_facts = {"backend": "streaming", "streaming": asdict(streaming)}
     elif backend == "memory":
         progress(f"training on {len(fitting):,} comments ({config.kind})")
@@ -136,15 +169,15 @@ def run_training(
         backend_facts = {"backend": "memory"}
     else:
         raise ValueError(f"unknown training backend {backend!r}; choose memory or streaming")
-    progress(f"evaluating on {len(dev):,} dev comments")
-    probabilities = model.predict_proba([e.text for e in dev])
-    rows = per_dataset(probabilities, model.labels, dev, model.thresholds)
+    progress(f"evaluating on {len(dev):,} dev comments{' and the stream of held-out site decisions' if extra_chunks else ''}")
+    (probabilities,), held_out = score_held_out([model], held_out_batches(dev, extra_chunks))
+    rows = per_dataset(probabilities, model.labels, held_out, model.thresholds)
     manifest = bundle.save(model, out_dir, {
         "datasets": dataset_facts(chosen, data_dir, examples) + list(extra_facts or []),
         "training": {**backend_facts, **asdict(config), "label_facts": facts},
         "dev_metrics": rows,
     })
-    sections = {"Calibration": calibration_section(probabilities, model.labels, dev, config)}
+    sections = {"Calibration": calibration_section(probabilities, model.labels, held_out, config)}
     if compare:
         progress("comparing candidate models")
         sections["Candidates compared"] = _compare(fitting, calibration, dev, config.kind, model)
@@ -155,7 +188,7 @@ def run_training(
         rows=rows,
         labels=model.labels,
         probabilities=probabilities,
-        truth=truth_arrays(dev, model.labels),
+        truth=truth_arrays(held_out, model.labels),
         thresholds=model.thresholds,
         sections=sections,
     )

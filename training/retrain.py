@@ -15,27 +15,25 @@ from pathlib import Path
 from typing import Callable
 
 from moderation import bundle
-from moderation.labels import Labelled
-from training.datasets import Example, select_datasets
+from training.datasets import select_datasets
 from training.evaluate import per_dataset
-from training.pipeline import run_training
+from training.pipeline import held_out_batches, run_training, score_held_out
+from training.streaming import Chunks
 from training.train import TrainingConfig, load_examples
 
 SITE = "site"
 
 
-def site_examples(rows: list[Labelled], holdout_share: float) -> list[Example]:
-    """The site's decisions as examples: the oldest for training, the newest ``holdout_share`` held out."""
-    ordered = sorted(rows, key=lambda row: row.decided_at)
-    cut = len(ordered) - int(round(len(ordered) * holdout_share))
-    return [Example(row.text, dict(row.labels), SITE, SITE, "train" if i < cut else "dev") for i, row in enumerate(ordered)]
-
-
-def site_facts(examples: list[Example]) -> dict:
+def site_facts(site: Chunks) -> dict:
+    """Describe the site's decisions for the manifest (one pass over the stream)."""
+    labels, splits = set(), {"train": 0, "dev": 0}
+    for chunk in site():
+        for e in chunk:
+            labels.update(e.labels)
+            splits[e.split] += 1
     return {
         "name": SITE, "license": "the site's own moderation decisions", "open_license": True,
-        "labels": sorted({label for e in examples for label in e.labels}),
-        "train_rows": sum(e.split == "train" for e in examples), "dev_rows": sum(e.split == "dev" for e in examples), "files": {},
+        "labels": sorted(labels), "train_rows": splits["train"], "dev_rows": splits["dev"], "files": {},
     }
 
 
@@ -102,28 +100,32 @@ class Outcome:
 
 
 def retrain(
-    data_dir: Path, out_dir: Path, champion_dir: Path, site_rows: list[Labelled], *,
+    data_dir: Path, out_dir: Path, champion_dir: Path, site: Chunks, *,
     names: list[str] | None = None, open_only: bool = False, config: TrainingConfig | None = None,
-    site_weight: float = 3.0, holdout_share: float = 0.2, tolerance: float = 0.01, backend: str = "memory",
+    site_weight: float = 3.0, tolerance: float = 0.01, backend: str = "memory",
     progress: Callable[[str], None] = lambda stage: None,
 ) -> Outcome:
     """Train a challenger into ``out_dir`` and judge it against the champion on the same held-out rows.
 
-    ``backend``: "memory" (TF-IDF, all rows at once) or "streaming" (hashed features, chunk by chunk).
+    ``site``: the site's decisions as a stream of chunks, the newest already marked as dev
+    rows (`training.streaming.site_chunks`). ``backend``: "memory" (TF-IDF, all rows at
+    once: the site's rows are gathered into a list) or "streaming" (hashed features; the
+    site's rows are read chunk by chunk in every pass, for training and for judging).
     """
     config = config or TrainingConfig()
     config.source_boost = {SITE: site_weight}
-    site = site_examples(site_rows, holdout_share)
+    facts = site_facts(site)
+    progress(f"site decisions: {facts['train_rows']:,} to train on, {facts['dev_rows']:,} held out")
+    streamed = backend == "streaming"
     manifest, _ = run_training(
-        data_dir, out_dir, names=names, open_only=open_only, config=config, extra=site, extra_facts=[site_facts(site)], backend=backend, progress=progress,
+        data_dir, out_dir, names=names, open_only=open_only, config=config, extra_facts=[facts], backend=backend, progress=progress,
+        extra=None if streamed else [e for chunk in site() for e in chunk], extra_chunks=site if streamed else None,
     )
     progress("judging champion and challenger on the same held-out rows")
-    held_out = [e for e in load_examples(data_dir, select_datasets(data_dir, names, open_only)) + site if e.split == "dev"]
-    texts = [e.text for e in held_out]
-    rows = {}
-    for role, folder in (("champion", champion_dir), ("challenger", out_dir)):
-        model = bundle.load(folder)
-        rows[role] = per_dataset(model.predict_proba(texts), model.labels, held_out, model.thresholds) if texts else []
-    verdict = judge(rows["champion"], rows["challenger"], tolerance=tolerance)
-    counts = {"train": sum(e.split == "train" for e in site), "held_out": sum(e.split == "dev" for e in site)}
-    return Outcome(manifest, verdict, side_by_side(rows["champion"], rows["challenger"]), counts)
+    public_dev = [e for e in load_examples(data_dir, select_datasets(data_dir, names, open_only)) if e.split == "dev"]
+    models = [bundle.load(champion_dir), bundle.load(out_dir)]
+    scores, held_out = score_held_out(models, held_out_batches(public_dev, site))
+    rows = [per_dataset(p, model.labels, held_out, model.thresholds) if held_out else [] for p, model in zip(scores, models)]
+    verdict = judge(rows[0], rows[1], tolerance=tolerance)
+    counts = {"train": facts["train_rows"], "held_out": facts["dev_rows"]}
+    return Outcome(manifest, verdict, side_by_side(rows[0], rows[1]), counts)

@@ -40,6 +40,7 @@ from training.train import TrainingConfig, _in_calibration
 Chunks = Callable[[], Iterable[list[Example]]]  # each call streams every row again, one list per chunk
 
 BACKENDS = ("memory", "streaming")
+SITE_CHUNK = 10_000  # decisions read from the database per chunk
 
 
 @dataclass
@@ -81,12 +82,12 @@ def in_chunks(examples: list[Example], size: int, seed: int = 0) -> Chunks:
     return chunks
 
 
-def site_chunks(engine, *, since=None, holdout_share: float = 0.0, size: int = 10_000, source: str = "site") -> Chunks:
+def site_chunks(engine, *, since=None, holdout_share: float = 0.0, size: int = SITE_CHUNK, source: str = "site") -> Chunks:
     """Serve the site's labelled decisions from the database, one chunk in memory at a time.
 
-    Each pass runs `moderation.labels.stream_site_labels` again in its own session. The
-    newest ``holdout_share`` (by decision order) become dev rows, which training skips and
-    evaluation can use: the row count comes from one extra pass, made once.
+    Each pass runs `moderation.labels.stream_site_labels` again in its own session, oldest
+    decision first. The newest ``holdout_share`` become dev rows, which training skips and
+    evaluation uses: the row count for that cut comes from one extra pass, made once.
     """
     from sqlalchemy.orm import Session
 
@@ -104,6 +105,22 @@ def site_chunks(engine, *, since=None, holdout_share: float = 0.0, size: int = 1
         for rows in labelled():
             yield [Example(row.text, dict(row.labels), source, source, "train" if seen + i < cut or not holdout_share else "dev") for i, row in enumerate(rows)]
             seen += len(rows)
+
+    return chunks
+
+
+def interleave(*sources: Chunks) -> Chunks:
+    """One stream taking a chunk from each source in turn, so no stretch of an epoch sees one source only."""
+
+    def chunks() -> Iterator[list[Example]]:
+        streams = [iter(source()) for source in sources]
+        while streams:
+            for stream in list(streams):
+                chunk = next(stream, None)
+                if chunk is None:
+                    streams.remove(stream)
+                elif chunk:
+                    yield chunk
 
     return chunks
 
