@@ -1,5 +1,6 @@
 import json
 
+import joblib
 import pytest
 import sklearn
 
@@ -17,6 +18,34 @@ def test_round_trip_keeps_scores_and_manifest(tiny_bundle, tiny_model):
     again = bundle.load(tiny_bundle)
     texts = ["you are an idiot", "buy cheap pills at bit.ly/x", "nice article"]
     assert (again.predict_proba(texts) == tiny_model.predict_proba(texts)).all()
+
+
+def _as_legacy_bundle(bundle_dir, tiny_model, *, name_the_file: bool):
+    """Rewrite a bundle as training wrote it before the plain pickle: joblib's ``model.joblib``."""
+    manifest_path = bundle_dir / bundle.MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    (bundle_dir / bundle.MODEL_FILE).unlink()
+    legacy = bundle_dir / bundle.LEGACY_MODEL_FILE
+    joblib.dump(tiny_model.pipeline, legacy)
+    manifest["sha256"] = bundle.sha256_of(legacy)
+    if name_the_file:
+        manifest["model_file"] = bundle.LEGACY_MODEL_FILE
+    else:
+        del manifest["model_file"]  # the oldest manifests did not name it
+    manifest_path.write_text(json.dumps(manifest))
+    return legacy
+
+
+@pytest.mark.parametrize("name_the_file", [True, False])
+def test_joblib_bundles_written_before_the_plain_pickle_still_load(tiny_bundle_copy, tiny_model, name_the_file):
+    legacy = _as_legacy_bundle(tiny_bundle_copy, tiny_model, name_the_file=name_the_file)
+    texts = ["you are an idiot", "buy cheap pills at bit.ly/x", "nice article"]
+    assert (bundle.load(tiny_bundle_copy).predict_proba(texts) == tiny_model.predict_proba(texts)).all()
+    data = bytearray(legacy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    legacy.write_bytes(bytes(data))
+    with pytest.raises(bundle.BundleError, match="does not match the sha256"):
+        bundle.load(tiny_bundle_copy)
 
 
 def test_tampered_model_file_is_refused_before_unpickling(tiny_bundle_copy):
