@@ -7,7 +7,10 @@ Writes deterministic synthetic labelled comments (templates and word lists, a la
 made-up vocabulary, some label noise, two sources with different spam and abuse rates)
 to a temporary CSV in chunks, then trains each configuration in its own child process and
 reads the child's own peak RSS (``ru_maxrss``): the streaming backend reads the CSV chunk by
-chunk on every pass, the in-memory backend reads its first N rows into a list. Both are
+chunk on every pass, the in-memory backend reads its first N rows into a list. The
+"database" runs put the first N rows into a fresh SQLite store as moderators' decisions
+(a comment and its audit entry each, loaded before the child starts) and train the
+streaming backend from `training.streaming.site_chunks`, as `moderation retrain` does. All are
 scored by ROC AUC on the same held-out synthetic rows (another seed). The in-memory sizes
 stop before a run that, at twice the previous run's time or memory, would pass
 --max-seconds or --max-rss-mb. Timings on a shared 2-core
@@ -132,7 +135,40 @@ def read_chunks(path: Path, limit: int, size: int = CHUNK):
     return chunks
 
 
-def child(backend: str, train_csv: Path, test_csv: Path, rows: int, epochs: int) -> dict:
+def load_decisions(path: Path, rows: int, url: str) -> float:
+    """Store the first ``rows`` CSV rows as decided comments (spam rejected as spam, abuse as abuse, the rest approved)."""
+    import hashlib
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import insert
+
+    from moderation.db import make_engine, upgrade
+    from moderation.schema import AuditEntry, Comment
+
+    started = time.perf_counter()
+    engine = make_engine(url)
+    upgrade(engine)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    next_id = 1
+    for chunk in read_chunks(path, rows)():
+        comments, audit = [], []
+        for e in chunk:
+            at = start + timedelta(seconds=next_id)
+            action, reason = ("reject", "spam") if e.labels["spam"] else ("reject", "abuse") if e.labels["toxic"] else ("approve", None)
+            comments.append({"id": next_id, "site": "bench", "text": e.text, "text_hash": hashlib.sha256(e.text.encode()).hexdigest(),
+                             "status": "rejected" if reason else "published", "decision": "review", "risk": 0.5, "scores": {}, "reasons": [],
+                             "terms": [], "created_at": at, "updated_at": at})
+            audit.append({"comment_id": next_id, "actor": "mia", "action": action, "reason": reason, "new_status": comments[-1]["status"],
+                          "scores": {}, "created_at": at})
+            next_id += 1
+        with engine.begin() as connection:
+            connection.execute(insert(Comment), comments)
+            connection.execute(insert(AuditEntry), audit)
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def child(backend: str, train_csv: Path, test_csv: Path, rows: int, epochs: int, database: str | None = None) -> dict:
     """Train one configuration in this (child) process; return time, own peak RSS and held-out AUC."""
     import numpy as np
     from sklearn.metrics import roc_auc_score
@@ -143,7 +179,14 @@ def child(backend: str, train_csv: Path, test_csv: Path, rows: int, epochs: int)
 
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    if backend == "streaming":
+    if backend == "database":
+        from moderation.db import make_engine
+        from training.streaming import site_chunks
+
+        engine = make_engine(database)
+        model, facts = train_streaming(site_chunks(engine, size=CHUNK), TrainingConfig(), StreamingConfig(epochs=epochs))
+        engine.dispose()
+    elif backend == "streaming":
         model, facts = train_streaming(read_chunks(train_csv, rows), TrainingConfig(), StreamingConfig(epochs=epochs))
     else:
         examples = [e for chunk in read_chunks(train_csv, rows)() for e in chunk]
@@ -163,8 +206,9 @@ def child(backend: str, train_csv: Path, test_csv: Path, rows: int, epochs: int)
             "roc_auc": auc, "bundle_mb": round(size_mb, 1), "fitting_rows": facts["spam"]["rows"]}
 
 
-def run_child(args: argparse.Namespace, backend: str, rows: int, train_csv: Path, test_csv: Path) -> dict:
+def run_child(args: argparse.Namespace, backend: str, rows: int, train_csv: Path, test_csv: Path, database: str | None = None) -> dict:
     command = [sys.executable, __file__, "--child", backend, "--rows", str(rows), "--train-csv", str(train_csv), "--test-csv", str(test_csv), "--epochs", str(args.epochs)]
+    command += ["--database", database] if database else []
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -187,18 +231,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows generated (the largest streaming run)")
     parser.add_argument("--memory-sizes", default="50000,100000,200000,400000")
     parser.add_argument("--stream-sizes", default="100000,1000000")
+    parser.add_argument("--database-sizes", default="100000,300000", help="streaming runs that read moderators' decisions from SQLite")
     parser.add_argument("--test-rows", type=int, default=20_000)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=600, help="no larger in-memory run once the next (twice the rows) would take longer")
     parser.add_argument("--max-rss-mb", type=float, default=8192, help="no larger in-memory run once the next would use more")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "out_of_core.json")
-    parser.add_argument("--child", choices=["memory", "streaming"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["memory", "streaming", "database"], help=argparse.SUPPRESS)
+    parser.add_argument("--database", help=argparse.SUPPRESS)
     parser.add_argument("--train-csv", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--test-csv", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.train_csv, args.test_csv, args.rows, args.epochs)))
+        print(json.dumps(child(args.child, args.train_csv, args.test_csv, args.rows, args.epochs, args.database)))
         return
     results = []
     with tempfile.TemporaryDirectory(prefix="out-of-core-") as tmp:
@@ -219,6 +265,13 @@ def main() -> None:
             result = run_child(args, "streaming", min(rows, args.rows), train_csv, test_csv)
             results.append(result)
             print(table([result]).splitlines()[-1], flush=True)
+        for rows in (min(int(s), args.rows) for s in args.database_sizes.split(",") if s):
+            url = f"sqlite:///{tmp}/decisions-{rows}.db"
+            load_seconds = load_decisions(train_csv, rows, url)
+            result = {**run_child(args, "database", rows, train_csv, test_csv, url), "load_seconds": round(load_seconds, 1)}
+            results.append(result)
+            print(table([result]).splitlines()[-1], flush=True)
+            Path(url.removeprefix("sqlite:///")).unlink()
     print("\n" + table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
