@@ -1,28 +1,31 @@
 """Score and explain many comments at once: what `moderation score --input` runs.
 
 `FastScorer` serves one comment with a few small NumPy operations, whose fixed cost
-per call would dominate a file of thousands. Here nothing is done per comment in NumPy:
-n-grams are looked up in a few C-level passes (each distinct token and span once per
-batch), and TF-IDF, log-odds and span contributions are whole-batch sparse operations.
-Each of those is row-local, so a comment gets the same numbers in any batch; they
-equal `FastScorer.score` and `FastScorer.score_and_explain` (the tests check).
+per call would dominate a file of thousands. Here nothing is done per comment in NumPy,
+and little per word in Python: each distinct word, word pair, token and span of a batch
+is looked up once, in a few C-level passes, and span offsets, TF-IDF, log-odds, span
+contributions and the choice of top terms are whole-batch array operations. Each of
+those is row-local, so a comment gets the same numbers in any batch; they equal
+`FastScorer.score` and `FastScorer.score_and_explain` (the tests check).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import operator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from scipy import sparse
 
 from moderation.features import pack_ngram, packed_char_ngrams, words
-from moderation.text import Span, normalize, word_spans
+from moderation.text import may_merge_letters, normalize, word_spans
 
 if TYPE_CHECKING:
     from moderation.scorer import FastScorer
+
+# Which ASCII code points `str.split` splits on; other code points are asked once per batch.
+_ASCII_SPACE = np.array([chr(code).isspace() for code in range(128)])
 
 
 def _distinct(items: list[str]) -> tuple[list[str], np.ndarray]:
@@ -39,6 +42,12 @@ def _lookup(vocabulary: dict[str, int], grams, count: int) -> np.ndarray:
 
 def _indptr(rows: list) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)))])
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenate ``arange(start, start + length)`` of every pair, without a Python loop."""
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
 
 
 def _entry_rows(matrix: sparse.csr_matrix) -> np.ndarray:
@@ -62,6 +71,65 @@ def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
     return sparse.csr_matrix((values, counts.indices, counts.indptr), shape=counts.shape)
 
 
+def _is_space(codes: np.ndarray) -> np.ndarray:
+    """Flag the code points `str.split` splits on (each distinct non-ASCII one is asked once)."""
+    space = _ASCII_SPACE[np.minimum(codes, 127)]
+    wide = [code for code in np.unique(codes[codes > 127]).tolist() if chr(code).isspace()]
+    return space | np.isin(codes, wide) if wide else space
+
+
+class Spans(NamedTuple):
+    """Every span of a batch, comment after comment, as `word_spans` splits each comment."""
+
+    text: list[str]
+    owner: np.ndarray  # the comment of each span
+    start: np.ndarray
+    end: np.ndarray
+
+
+def split_spans(texts: list[str]) -> Spans:
+    """Split many comments into spans as `word_spans` does, without a Python object per span.
+
+    Most comments split on white space alone: their spans are ``text.split()``, and the
+    offsets come from one vectorised pass over the batch's code points. Only the few
+    with spaced single letters go through `word_spans` itself.
+    """
+    pieces = list(map(str.split, texts))
+    owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, pieces), dtype=np.int64, count=len(texts)))
+    codes = np.frombuffer(" ".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    edges = np.diff(np.concatenate([[True], _is_space(codes), [True]]).view(np.int8))  # -1: a span starts, 1: it ended
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1  # each text and the space after it
+    base = (np.cumsum(lengths) - lengths)[owner]
+    spans = Spans(list(itertools.chain.from_iterable(pieces)), owner, np.flatnonzero(edges < 0) - base, np.flatnonzero(edges > 0) - base)
+    merging = [i for i, text in enumerate(texts) if may_merge_letters(text)]
+    return _with_letters_merged(spans, texts, merging) if merging else spans
+
+
+def _with_letters_merged(spans: Spans, texts: list[str], merging: list[int]) -> Spans:
+    """Replace the spans of the comments in ``merging`` with `word_spans`' (spaced letters joined)."""
+    keep = ~np.isin(spans.owner, merging)
+    merged = [(i, span) for i in merging for span in word_spans(texts[i])]
+    owner = np.concatenate([spans.owner[keep], np.array([i for i, _ in merged], dtype=np.int64)])
+    order = np.argsort(owner, kind="stable")  # each comment's spans together again, in text order
+    text = list(itertools.compress(spans.text, keep.tolist())) + [span.text for _, span in merged]
+    start = np.concatenate([spans.start[keep], np.array([span.start for _, span in merged], dtype=np.int64)])
+    end = np.concatenate([spans.end[keep], np.array([span.end for _, span in merged], dtype=np.int64)])
+    return Spans([text[i] for i in order.tolist()], owner[order], start[order], end[order])
+
+
+class _WordRows(NamedTuple):
+    """Rows of words as ids of the batch's distinct words; a bigram joins adjacent words of one group."""
+
+    ids: np.ndarray
+    rows: np.ndarray  # the row of each word
+    pairs: np.ndarray  # the position in ``ids`` of each bigram's first word
+
+    @classmethod
+    def build(cls, ids: np.ndarray, lengths: np.ndarray, groups: np.ndarray) -> "_WordRows":
+        rows = np.repeat(np.arange(lengths.size), lengths)
+        return cls(ids, rows, np.flatnonzero(groups[rows[:-1]] == groups[rows[1:]]))
+
+
 class BatchScorer:
     """Batch scoring and explanations with the weights a `FastScorer` read from the model."""
 
@@ -82,24 +150,41 @@ class BatchScorer:
         normalized = normalize(span)
         return normalized.split(), words(normalized)
 
-    def _word_counts(self, sequences: list[list[str]], groups: np.ndarray) -> sparse.csr_matrix:
-        """Word unigram and bigram counts (rows x word features) of many rows of words.
+    def _pair_columns(self, distinct: list[str], first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Return the bigram column of each pair of word ids (-1 when unknown), each distinct pair formatted once."""
+        n = max(len(distinct), 1)
+        keys, inverse = np.unique(first * n + second, return_inverse=True)
+        word = distinct.__getitem__
+        grams = map("{} {}".format, map(word, (keys // n).tolist()), map(word, (keys % n).tolist()))
+        return _lookup(self.scorer.word_vocabulary, grams, keys.size)[inverse.reshape(-1)]
 
-        A bigram joins the last word of a row to the first of the next when both rows
-        belong to the same group (the spans of one comment); half of it goes to each row.
-        """
-        flat = list(itertools.chain.from_iterable(sequences))
-        rows = np.repeat(np.arange(len(sequences)), np.diff(_indptr(sequences)))
-        vocabulary = self.scorer.word_vocabulary
-        parts = [(rows, _lookup(vocabulary, flat, len(flat)), np.ones(len(flat)))]
-        if len(flat) > 1:
-            columns = _lookup(vocabulary, map("{} {}".format, flat, itertools.islice(flat, 1, None)), len(flat) - 1)
-            inside = groups[rows[:-1]] == groups[rows[1:]]
-            half = np.full(int(inside.sum()), 0.5)
-            parts += [(rows[:-1][inside], columns[inside], half), (rows[1:][inside], columns[inside], half)]
-        rows, columns, amounts = (np.concatenate(part) for part in zip(*parts))
+    def _counts(self, rows: _WordRows, unigrams: np.ndarray, bigrams: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+        """Word unigram and bigram counts (rows x word features); half of a bigram goes to each of its words' rows."""
+        half = np.full(rows.pairs.size, 0.5)
+        columns = np.concatenate([unigrams[rows.ids], bigrams, bigrams])
+        owners = np.concatenate([rows.rows, rows.rows[rows.pairs], rows.rows[rows.pairs + 1]])
+        amounts = np.concatenate([np.ones(rows.ids.size), half, half])
         known = columns >= 0
-        return _csr(rows[known], columns[known], amounts[known], (len(sequences), self.scorer.word_idf.size))
+        return _csr(owners[known], columns[known], amounts[known], (n_rows, self.scorer.word_idf.size))
+
+    def _word_counts(self, comment_words: list[list[str]], span_words: list[list[str]], span_ids: np.ndarray, owner: np.ndarray) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+        """Word counts of the comments and of the spans (rows of ``span_ids``, indices into
+        ``span_words``; a bigram may join two spans of one comment, ``owner``).
+
+        Every distinct word of the batch gets an id and is looked up once, and so is
+        every distinct pair of ids.
+        """
+        distinct, ids = _distinct(list(itertools.chain.from_iterable(itertools.chain(comment_words, span_words))))
+        comment_lengths = np.diff(_indptr(comment_words))
+        comments = _WordRows.build(ids[: comment_lengths.sum()], comment_lengths, np.arange(len(comment_words)))
+        span_indptr = _indptr(span_words) + comment_lengths.sum()
+        span_lengths = np.diff(span_indptr)[span_ids]
+        spans = _WordRows.build(ids[_ranges(span_indptr[:-1][span_ids], span_lengths)], span_lengths, owner)
+        unigrams = _lookup(self.scorer.word_vocabulary, distinct, len(distinct))
+        bigrams = self._pair_columns(distinct, *(np.concatenate([r.ids[r.pairs + k] for r in (comments, spans)]) for k in (0, 1)))
+        split = comments.pairs.size
+        return (self._counts(comments, unigrams, bigrams[:split], len(comment_words)),
+                self._counts(spans, unigrams, bigrams[split:], span_ids.size))
 
     def _known_char_columns(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Return (token index, column) of every char n-gram of ``tokens`` found in the fitted vocabulary."""
@@ -135,23 +220,17 @@ class BatchScorer:
             counts.append(sparse.csr_matrix(matrix))
         return counts
 
-    def _features(self, normalized: list[str], *span_tokens: list[list[str]]):
-        """Return word and char counts and TF-IDF matrices of normalised comments, and the
-        char counts of any further token rows (looked up together with the comments')."""
-        token_rows = [text.split() for text in normalized]
-        char_counts, *more = self._char_counts(token_rows, *span_tokens)
-        word_counts = self._word_counts(list(map(words, normalized)), np.arange(len(normalized)))
-        scorer = self.scorer
-        return word_counts, char_counts, _tfidf(word_counts, scorer.word_idf), _tfidf(char_counts, scorer.char_idf), more
-
     def _logits(self, word_x: sparse.csr_matrix, char_x: sparse.csr_matrix) -> np.ndarray:
         scorer = self.scorer
         return scorer.intercept + np.asarray(word_x @ scorer.word_weights) + np.asarray(char_x @ scorer.char_weights)
 
     def score(self, texts: list[str]) -> np.ndarray:
         """Return calibrated probabilities, shape (len(texts), n_labels)."""
-        _, _, word_x, char_x, _ = self._features([normalize(text) for text in texts])
-        return self.scorer.probabilities(self._logits(word_x, char_x))
+        normalized = [normalize(text) for text in texts]
+        (char_counts,) = self._char_counts([text.split() for text in normalized])
+        word_counts, _ = self._word_counts(list(map(words, normalized)), [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        scorer = self.scorer
+        return scorer.probabilities(self._logits(_tfidf(word_counts, scorer.word_idf), _tfidf(char_counts, scorer.char_idf)))
 
     @staticmethod
     def _contributions(occurrences: sparse.csr_matrix, owner: np.ndarray, counts: sparse.csr_matrix, tfidf: sparse.csr_matrix, weights: np.ndarray) -> np.ndarray:
@@ -172,29 +251,32 @@ class BatchScorer:
         shares = sparse.csr_matrix((share * occurrences.data, occurrences.indices, occurrences.indptr), shape=occurrences.shape)
         return np.asarray(shares @ weights)
 
-    def contributions(self, texts: list[str], normalized: list[str]) -> tuple[np.ndarray, list[Span], np.ndarray, np.ndarray]:
-        """Return log-odds (comments x labels), all spans, each span's comment, and each
-        span's share of each label's log-odds (spans x labels)."""
-        per_text = list(map(word_spans, texts))
-        spans = list(itertools.chain.from_iterable(per_text))
-        owner = np.repeat(np.arange(len(texts)), list(map(len, per_text)))
-        distinct, span_ids = _distinct(list(map(operator.attrgetter("text"), spans)))
+    def contributions(self, texts: list[str], normalized: list[str]) -> tuple[np.ndarray, Spans, np.ndarray]:
+        """Return log-odds (comments x labels), all spans, and each span's share of each
+        label's log-odds (spans x labels)."""
+        spans = split_spans(texts)
+        distinct, span_ids = _distinct(spans.text)
         parts = list(map(self._span_parts, distinct))
-        word_counts, char_counts, word_x, char_x, (distinct_chars,) = self._features(normalized, [tokens for tokens, _ in parts])
-        span_words = [parts[i][1] for i in span_ids.tolist()]
+        char_counts, distinct_chars = self._char_counts([text.split() for text in normalized], [tokens for tokens, _ in parts])
+        word_counts, span_word_counts = self._word_counts(list(map(words, normalized)), [w for _, w in parts], span_ids, spans.owner)
         scorer = self.scorer
-        contribution = self._contributions(self._word_counts(span_words, owner), owner, word_counts, word_x, scorer.word_weights)
-        contribution += self._contributions(distinct_chars[span_ids], owner, char_counts, char_x, scorer.char_weights)
-        return self._logits(word_x, char_x), spans, owner, contribution
+        word_x, char_x = _tfidf(word_counts, scorer.word_idf), _tfidf(char_counts, scorer.char_idf)
+        contribution = self._contributions(span_word_counts, spans.owner, word_counts, word_x, scorer.word_weights)
+        contribution += self._contributions(distinct_chars[span_ids], spans.owner, char_counts, char_x, scorer.char_weights)
+        return self._logits(word_x, char_x), spans, contribution
 
-    def _top_terms(self, contribution: np.ndarray, owner: np.ndarray, spans: list[Span], n_comments: int, top: int) -> list[list[dict]]:
-        """Pick each comment's ``top`` spans per label with positive weight, strongest first."""
+    def _top_terms(self, contribution: np.ndarray, spans: Spans, n_comments: int, top: int) -> list[list[dict]]:
+        """Pick each comment's ``top`` spans per label with positive weight, strongest first.
+
+        One pass of stable sorts for the whole batch: by comment and label, weight, span
+        to choose; then by comment and rounded weight, ties in label order, to list them.
+        """
         labels = self.scorer.labels
         n_labels = len(labels)
         flat = contribution.ravel()
         candidate = np.flatnonzero(flat > 0)  # span-major: stable sorts keep the earlier span first on ties
         span, label, weight = candidate // n_labels, candidate % n_labels, flat[candidate]
-        comment = owner[span]
+        comment = spans.owner[span]
         group = comment * n_labels + label
         order = np.argsort(-weight, kind="stable")
         order = order[np.argsort(group[order], kind="stable")]
@@ -202,15 +284,20 @@ class BatchScorer:
         first = np.concatenate([[True], group[1:] != group[:-1]]) if group.size else np.zeros(0, dtype=bool)
         position = np.arange(group.size)
         chosen = order[position - np.maximum.accumulate(np.where(first, position, 0)) < top]
-        terms: list[list[dict]] = [[] for _ in range(n_comments)]
-        for c, s, l, w in zip(comment[chosen].tolist(), span[chosen].tolist(), label[chosen].tolist(), weight[chosen].tolist()):
-            piece = spans[s]
-            terms[c].append({"text": piece.text, "start": piece.start, "end": piece.end, "label": labels[l], "weight": round(w, 4)})
-        return [sorted(found, key=lambda term: -term["weight"]) for found in terms]
+        rounded = list(map(round, weight[chosen].tolist(), itertools.repeat(4)))
+        listed = np.lexsort((-np.array(rounded), comment[chosen]))  # stable: equal weights stay in label order
+        chosen = chosen[listed]
+        text, start, end = spans.text, spans.start[span[chosen]].tolist(), spans.end[span[chosen]].tolist()
+        terms = [
+            {"text": text[s], "start": a, "end": b, "label": labels[l], "weight": rounded[i]}
+            for s, a, b, l, i in zip(span[chosen].tolist(), start, end, label[chosen].tolist(), listed.tolist())
+        ]
+        bounds = np.cumsum(np.bincount(comment[chosen], minlength=n_comments)).tolist()
+        return [terms[a:b] for a, b in zip([0] + bounds, bounds)]
 
     def explain(self, texts: list[str], top: int = 5, normalized: list[str] | None = None) -> tuple[np.ndarray, list[list[dict]]]:
         """Return probabilities (len(texts), n_labels) and each comment's terms, as
         `FastScorer.score_and_explain` gives them for one comment."""
         normalized = [normalize(text) for text in texts] if normalized is None else normalized
-        logits, spans, owner, contribution = self.contributions(texts, normalized)
-        return self.scorer.probabilities(logits), self._top_terms(contribution, owner, spans, len(texts), top)
+        logits, spans, contribution = self.contributions(texts, normalized)
+        return self.scorer.probabilities(logits), self._top_terms(contribution, spans, len(texts), top)

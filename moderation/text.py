@@ -204,9 +204,18 @@ def word_spans(text: str) -> list[Span]:
     into one word; everything else is split on white space.
     """
     spans = [Span(match.start(), match.end(), match.group(0)) for match in _NON_SPACE.finditer(text)]
-    if _SPACED_RUN_HINT.search(text) is None:
-        return spans  # no three one-character words in a row: nothing to merge
+    if not may_merge_letters(text):
+        return spans
     return _merge_spaced_letters(text, spans)
+
+
+def may_merge_letters(text: str) -> bool:
+    """Whether `word_spans` may join spaced letters in ``text``.
+
+    When not, its spans are exactly ``text.split()`` (``\\S+`` and `str.split` agree on
+    white space), which lets the batch path split many comments without a `Span` each.
+    """
+    return _SPACED_RUN_HINT.search(text) is not None
 
 
 _SPACED_GAP = re.compile(r"[ ]{1,3}")

@@ -68,6 +68,8 @@ MORE_TEXTS = TEXTS + [
     "Ｆｒｅｅ ｍｏｎｅｙ at www.example.com ssssstupid!!!",
     "a b c d e f g",
     "ok",
+    "odd\u00a0white\u3000space\tand\x1cseparators\x85between\u2028idiot words",
+    "a lone \ud83d surrogate, then s p a c e d letters",
 ]
 
 
@@ -87,6 +89,16 @@ def test_batch_explanations_match_one_at_a_time(tiny_model):
         assert [t["weight"] for t in terms] == pytest.approx([t["weight"] for t in expected], abs=1e-4)
 
 
+def test_batch_spans_are_word_spans():
+    from moderation.batch import split_spans
+    from moderation.text import word_spans
+
+    texts = MORE_TEXTS + ["", "   ", "\u3000x\u3000"]
+    spans = split_spans(texts)
+    expected = [(i, span.text, span.start, span.end) for i, text in enumerate(texts) for span in word_spans(text)]
+    assert list(zip(spans.owner.tolist(), spans.text, spans.start.tolist(), spans.end.tolist())) == expected
+
+
 def test_a_comment_gets_the_same_numbers_in_any_batch(tiny_model):
     scorer = FastScorer(tiny_model)
     probabilities, terms = scorer.explain_batch(MORE_TEXTS)
@@ -102,9 +114,9 @@ def test_batch_span_weights_add_up_to_the_log_odds(tiny_model):
 
     scorer = FastScorer(tiny_model)
     texts = ["you are an idiot, visit cheap-pills.com now", "hello world", "Great reporting, thank you"]
-    logits, spans, owner, contribution = scorer.batch.contributions(texts, [normalize(t) for t in texts])
+    logits, spans, contribution = scorer.batch.contributions(texts, [normalize(t) for t in texts])
     for i in range(len(texts)):
-        np.testing.assert_allclose(contribution[owner == i].sum(axis=0), logits[i] - scorer.intercept, atol=1e-9)
+        np.testing.assert_allclose(contribution[spans.owner == i].sum(axis=0), logits[i] - scorer.intercept, atol=1e-9)
 
 
 def test_assess_batch_matches_assess(tiny_model):
