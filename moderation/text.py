@@ -73,18 +73,17 @@ _NON_SPACE = re.compile(r"\S+")
 
 @functools.cache
 def _invisible_chars() -> re.Pattern[str]:
-    """Build a pattern for every format and control character except tab and newline."""
-    ranges: list[str] = []
-    start = None
-    for code in range(sys.maxunicode + 1):
-        # Format, control and lone surrogate code points (JSON can carry "\\ud83d").
-        invisible = unicodedata.category(chr(code)) in ("Cf", "Cc", "Cs") and chr(code) not in "\t\n\r"
-        if invisible and start is None:
-            start = code
-        elif not invisible and start is not None:
-            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
-            start = None
-    return re.compile("[" + "".join(ranges) + "]+")
+    """Build a pattern for every format and control character except tab and newline.
+
+    Every code point's category is read in C-level passes, one flag byte each: a Python
+    loop over the 1.1 million code points cost ~0.3 s in the first non-ASCII comment.
+    """
+    # Format, control and lone surrogate code points (JSON can carry "\\ud83d").
+    flags = bytearray(map({"Cf", "Cc", "Cs"}.__contains__, map(unicodedata.category, map(chr, range(sys.maxunicode + 1)))))
+    for char in "\t\n\r":
+        flags[ord(char)] = False
+    runs = re.finditer(rb"\x01+", flags)
+    return re.compile("[" + "".join(f"{re.escape(chr(run.start()))}-{re.escape(chr(run.end() - 1))}" for run in runs) + "]+")
 
 
 @functools.cache
