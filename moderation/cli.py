@@ -5,6 +5,8 @@ Commands that train import `training` lazily, so serving never loads it.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import sys
 from pathlib import Path
@@ -173,6 +175,27 @@ def score(text, input_path, model_dir, terms) -> None:
         _fail("give either a TEXT argument or --input FILE")
     if text is not None and not text.strip():
         _fail("the comment text is empty")
+    with _collector_paused():
+        _score(text, input_path, model_dir, terms)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Pause the cyclic garbage collector while a command runs.
+
+    Loading a model and scoring a file make millions of short-lived containers and no
+    reference cycles; the collector's passes over them cost ~12 % of `score --input`.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _score(text, input_path, model_dir, terms) -> None:
     assessor = _load_assessor(model_dir)
     if text is not None:
         result = assessor.assess(text)
