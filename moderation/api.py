@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from moderation import privacy, store, validation
-from moderation.auth import current_key, require
+from moderation.auth import require
 from moderation.db import get_session, open_autocommit_session
 from moderation.errors import ApiError
 from moderation.intake import submit
@@ -60,28 +60,23 @@ def audit_json(entry: AuditEntry) -> dict:
     }
 
 
-def stored_retry() -> Comment | None:
-    """The comment this request's site already sent under the body's external_id, if any (asked once per request)."""
-    if "stored_retry" not in g:
-        body = request.get_json(silent=True, cache=True)
-        external_id = body.get("external_id") if isinstance(body, dict) else None
-        key = current_key() if isinstance(external_id, (str, int)) and not isinstance(external_id, bool) else None
-        g.stored_retry = store.find_by_external_id(get_session(), key.name, str(external_id)) if key else None
-    return g.stored_retry
-
-
 def _created(comment: Comment, status: int):
     response = jsonify(comment_json(comment))
     response.status_code = status
     response.headers["Location"] = url_for("api.get_comment", comment_id=comment.id)
+    response.headers.update(g.pop("rate_limit_headers", None) or {})
     return response
+
+
+def _admit(new: validation.NewComment) -> None:
+    """The flood limit, asked by intake for a new comment (never for a retry): 429 when the author or address is over it."""
+    g.rate_limit_headers = current_app.extensions["moderation.intake_limiter"].admit(new.author["email"], new.author["ip"])
 
 
 @bp.before_request
 def _intake_without_transactions():
     """Intake only reads, then writes the comment and its audit entry in one statement
-    (`store.add_comment`), so it needs no transaction of its own: runs before the rate
-    limiter's and the key's lookups."""
+    (`store.add_comment`), so it needs no transaction of its own: runs before the key's lookup."""
     if request.endpoint == "api.create_comment":
         open_autocommit_session()
 
@@ -89,15 +84,17 @@ def _intake_without_transactions():
 @bp.post("/comments")
 @require("site")
 def create_comment():
-    """Score, decide and store a reader comment; retries with the same external_id are safe."""
+    """Score, decide and store a reader comment; retries with the same external_id are safe.
+
+    Checked in this order: key (401/403), body (415/400/422), a retry (200 with the stored
+    comment), the flood limit (429), then scored and stored (201).
+    """
     body = validation.json_object(request)
-    if (retry := stored_retry()) is not None:
-        return _created(retry, 200)
     new = validation.new_comment(body, current_app.config["MAX_TEXT_CHARS"])
     service = current_app.extensions["moderation.service"]
     comment, created = submit(
         get_session(), new, site=g.api_key.name, assessor=service.assessor, rules=service.rules,
-        duplicate_window=timedelta(seconds=current_app.config["DUPLICATE_WINDOW_SECONDS"]),
+        duplicate_window=timedelta(seconds=current_app.config["DUPLICATE_WINDOW_SECONDS"]), admit=_admit,
     )
     return _created(comment, 201 if created else 200)
 

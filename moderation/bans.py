@@ -1,6 +1,6 @@
 """Author bans: a moderator's "reject and ban" holds every later comment from that email or IP address.
 
-Intake asks whether an author is banned within its one author-facts statement (`store.author_facts`).
+Intake asks whether an author is banned within its one statement of facts about the comment (`store.intake_facts`).
 """
 
 from __future__ import annotations

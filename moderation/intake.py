@@ -8,6 +8,7 @@ published unscored, never dropped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -53,25 +54,34 @@ def _assess(assessor: Assessor | None, text: str, normalized: str) -> dict | Non
         return None
 
 
-def submit(session: Session, new: NewComment, *, site: str, assessor: Assessor | None, rules: Rules, duplicate_window: timedelta) -> tuple[Comment, bool]:
+def submit(session: Session, new: NewComment, *, site: str, assessor: Assessor | None, rules: Rules, duplicate_window: timedelta,
+           admit: Callable[[NewComment], None] | None = None) -> tuple[Comment, bool]:
     """Store and decide one comment; return (comment, created).
 
-    The caller answers plain retries first (`api.stored_retry`); a retry racing its
-    original is caught here by the unique (site, external_id) constraint.
+    A retry (the site sent this external_id before) is answered with the stored comment,
+    found by the same statement that asks about the author (`store.intake_facts`); a retry
+    racing its original is caught by the unique (site, external_id) constraint. ``admit``
+    (the API's rate limit) is called for new comments only, before any scoring: it raises
+    to refuse one, so a retry is never refused or counted.
     """
-    if new.parent_id is not None and store.get_comment(session, new.parent_id) is None:
-        raise ApiError(422, "the request has invalid fields", fields={"parent_id": f"no comment {new.parent_id}"})
     normalized = normalize(new.text)
     digest = store.text_hash(normalized)
+    found = store.intake_facts(session, site=site, external_id=new.external_id, parent_id=new.parent_id, digest=digest,
+                               email=new.author["email"], ip=new.author["ip"], window=duplicate_window)
+    if found.existing_id is not None and (existing := store.get_comment(session, found.existing_id)) is not None:
+        return existing, False
+    if new.parent_id is not None and not found.parent_found:
+        raise ApiError(422, "the request has invalid fields", fields={"parent_id": f"no comment {new.parent_id}"})
+    if admit is not None:
+        admit(new)
     assessed = _assess(assessor, new.text, normalized)
     detected, confidence = language.detect(new.text)
-    duplicate, banned, history = store.author_facts(session, digest, new.author["email"], new.author["ip"], duplicate_window)
     facts = Facts(
         normalized=normalized, section=new.article["section"], language=detected, language_confidence=confidence,
-        duplicate=duplicate, banned=banned,
+        duplicate=found.duplicate, banned=found.banned,
     )
     scores = assessed["scores"] if assessed else None
-    decision = evaluate(scores, facts, history, rules)
+    decision = evaluate(scores, facts, found.history, rules)
     values = dict(
         site=site, external_id=new.external_id, text=new.text, text_hash=digest,
         author_name=new.author["name"], author_email=new.author["email"], author_url=new.author["url"],

@@ -366,7 +366,8 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
             "operationId": "createComment", "tags": ["comments"], "x-roles": ["site"],
             "summary": "Score, decide and store a reader comment",
             "description": f"Needs a site key (a moderator key gets 403). Rate-limited to {rate_limit} per author email and per "
-                           "IP address; comments without them are not limited.",
+                           "IP address; comments without them are not limited. Checked in this order: key, body, retry (a retry "
+                           "is never limited nor counted), rate limit (a refused comment counts against neither limit).",
             "requestBody": json_body("NewComment", f"At most {max_body_bytes} bytes."),
             "responses": {
                 "201": json_response("Stored and decided.", ref("schemas", "Comment"), created_headers),

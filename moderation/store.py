@@ -10,8 +10,9 @@ import base64
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 from sqlalchemy import JSON, DateTime, and_, bindparam, delete, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
@@ -45,19 +46,32 @@ def text_hash(normalized: str) -> str:
 _DATETIME, _JSON = DateTime(timezone=True), JSON()
 _EXTERNAL_ID = text("SELECT id FROM comments WHERE site = :site AND external_id = :external_id")
 # What the policy needs to know about the author, in one round trip: has this normalised
-# text come from them (by email or IP) within the window, and how were their comments decided?
+# text come from them (by email or IP) within the window, is either banned, and how were
+# their comments decided? Intake asks it together with whether the comment was stored
+# already (a retry) and whether its parent exists (`intake_facts`).
+_WHO = {"both": "author_email = :email OR author_ip = :ip", "email": "author_email = :email", "ip": "author_ip = :ip"}
+_FACT_COLUMNS = (
+    "EXISTS (SELECT 1 FROM comments WHERE text_hash = :digest AND created_at >= :since AND ({clause})) AS duplicate,"
+    " EXISTS (SELECT 1 FROM bans WHERE (kind = 'email' AND value = :banned_email) OR (kind = 'ip' AND value = :ip)) AS banned,"
+    " h.approved, h.rejected"
+)
+_HISTORY = (
+    " FROM (SELECT coalesce(sum(CASE WHEN status = :published THEN 1 ELSE 0 END), 0) AS approved,"
+    " coalesce(sum(CASE WHEN status = :rejected THEN 1 ELSE 0 END), 0) AS rejected"
+    " FROM comments WHERE author_email = :email AND NOT discarded) AS h"
+)
 _AUTHOR_FACTS = {
-    who: text(
-        "SELECT EXISTS (SELECT 1 FROM comments WHERE text_hash = :digest AND created_at >= :since"
-        f" AND ({clause})) AS duplicate,"
-        " EXISTS (SELECT 1 FROM bans WHERE (kind = 'email' AND value = :banned_email) OR (kind = 'ip' AND value = :ip)) AS banned,"
-        " h.approved, h.rejected FROM ("
-        " SELECT coalesce(sum(CASE WHEN status = :published THEN 1 ELSE 0 END), 0) AS approved,"
-        " coalesce(sum(CASE WHEN status = :rejected THEN 1 ELSE 0 END), 0) AS rejected"
-        " FROM comments WHERE author_email = :email AND NOT discarded) AS h"
-    ).bindparams(bindparam("since", type_=_DATETIME))
-    for who, clause in (("both", "author_email = :email OR author_ip = :ip"), ("email", "author_email = :email"), ("ip", "author_ip = :ip"))
+    who: text("SELECT " + _FACT_COLUMNS.format(clause=clause) + _HISTORY).bindparams(bindparam("since", type_=_DATETIME))
+    for who, clause in _WHO.items()
 }
+_INTAKE_LOOKUP = (
+    "SELECT (SELECT id FROM comments WHERE site = :site AND external_id = :external_id) AS existing_id,"
+    " EXISTS (SELECT 1 FROM comments WHERE id = :parent_id) AS parent_found"
+)
+_INTAKE_FACTS = {
+    who: text(_INTAKE_LOOKUP + ", " + _FACT_COLUMNS.format(clause=clause) + _HISTORY).bindparams(bindparam("since", type_=_DATETIME))
+    for who, clause in _WHO.items()
+} | {"none": text(_INTAKE_LOOKUP)}
 _COMMENT_COLUMNS = [c for c in Comment.__table__.columns if c.name not in ("id", "purged_at")]  # a new comment is never purged
 _AUDIT_COLUMNS = [c for c in AuditEntry.__table__.columns if c.name != "id"]
 _COMMENT_SQL = (f"INSERT INTO comments ({', '.join(c.name for c in _COMMENT_COLUMNS)}) "
@@ -94,6 +108,11 @@ def get_comment(session: Session, comment_id: int) -> Comment | None:
     return session.get(Comment, comment_id)
 
 
+def _author_binds(digest: str, email: str | None, ip: str | None, window: timedelta) -> dict:
+    return {"digest": digest, "since": utcnow() - window, "email": email, "ip": ip, "published": PUBLISHED, "rejected": REJECTED,
+            "banned_email": email.strip().lower() if email else None}  # bans store emails lower-cased
+
+
 def author_facts(session: Session, digest: str, email: str | None, ip: str | None, window: timedelta) -> tuple[bool, bool, History]:
     """Return (duplicate, banned, history), asked in one statement: has the same normalised text
     come from this author or IP address within ``window``; is the email or IP address banned
@@ -101,14 +120,47 @@ def author_facts(session: Session, digest: str, email: str | None, ip: str | Non
     if not email and not ip:
         return False, False, History()
     query = _AUTHOR_FACTS["both" if email and ip else "email" if email else "ip"]
-    duplicate, banned, approved, rejected = session.connection().execute(query, {
-        "digest": digest, "since": utcnow() - window, "email": email, "ip": ip, "published": PUBLISHED, "rejected": REJECTED,
-        "banned_email": email.strip().lower() if email else None,  # bans store emails lower-cased
-    }).one()
+    duplicate, banned, approved, rejected = session.connection().execute(query, _author_binds(digest, email, ip, window)).one()
     return bool(duplicate), bool(banned), History(approved=int(approved), rejected=int(rejected))
 
 
-def add_comment(session: Session, values: dict, *, actor: str = "model") -> Comment:
+@dataclass
+class IntakeFacts:
+    """What intake asks before scoring a new comment (`intake_facts`)."""
+
+    existing_id: int | None = None  # the site already sent a comment with this external_id: a retry
+    parent_found: bool = False  # the parent_id names a stored comment
+    duplicate: bool = False
+    banned: bool = False
+    history: History = field(default_factory=History)
+
+
+def intake_facts(session: Session, *, site: str, external_id: str | None, parent_id: int | None, digest: str,
+                 email: str | None, ip: str | None, window: timedelta) -> IntakeFacts:
+    """Everything intake asks the database before storing, in one statement: the comment the site
+    already sent under ``external_id`` (if any), whether ``parent_id`` exists, and `author_facts`."""
+    who = "both" if email and ip else "email" if email else "ip" if ip else "none"
+    if who == "none" and external_id is None and parent_id is None:
+        return IntakeFacts()
+    binds = {"site": site, "external_id": external_id, "parent_id": parent_id}
+    if who != "none":
+        binds |= _author_binds(digest, email, ip, window)
+    row = session.connection().execute(_INTAKE_FACTS[who], binds).one()
+    if who == "none":
+        return IntakeFacts(existing_id=row[0], parent_found=bool(row[1]))
+    existing_id, parent_found, duplicate, banned, approved, rejected = row
+    return IntakeFacts(existing_id, bool(parent_found), bool(duplicate), bool(banned), History(approved=int(approved), rejected=int(rejected)))
+
+
+class StoredComment(SimpleNamespace):
+    """A comment just stored, as the values that were written: the attributes of a `Comment`.
+
+    Not an ORM object (building one cost more than the INSERT's own bookkeeping) and not
+    read back: it is what was committed. Load a `Comment` to change it.
+    """
+
+
+def add_comment(session: Session, values: dict, *, actor: str = "model") -> StoredComment:
     """Store a new comment with the audit entry of its automatic decision, in one transaction.
 
     Committed before this returns. On PostgreSQL that is one statement (which commits on its
@@ -129,7 +181,7 @@ def add_comment(session: Session, values: dict, *, actor: str = "model") -> Comm
                                            "model_version": values["model_version"], "created_at": now})
         connection.execute(_ENQUEUE, {**outbox, "comment_id": comment_id, "new_status": values["status"], "created_at": now, "site": values["site"]})
     session.commit()
-    return Comment(id=comment_id, **values)  # what was stored, without reading it back
+    return StoredComment(id=comment_id, purged_at=None, **values)
 
 
 def decide(session: Session, comment_id: int, *, actor: str, action: str, reason: str | None, note: str | None, expected_status: str = PENDING) -> Comment:
