@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from moderation.model import ModerationModel
 from moderation.policy import decide, with_overrides
 from moderation.scorer import FastScorer
+
+if TYPE_CHECKING:
+    from moderation.model import ModerationModel
+    from moderation.weights import ScoringModel
 
 
 class Assessor:
     """Holds one loaded model (once per process) and turns text into a scored decision."""
 
-    def __init__(self, model: ModerationModel, *, decision_labels: list[str], thresholds: dict | None = None, explain_top: int = 5):
+    def __init__(self, model: ModerationModel | ScoringModel, *, decision_labels: list[str], thresholds: dict | None = None, explain_top: int = 5):
         self.model = model
         self.scorer = FastScorer(model)
         self.thresholds = with_overrides(model.thresholds, thresholds)
@@ -20,7 +24,7 @@ class Assessor:
         self.explain_top = explain_top
 
     @classmethod
-    def from_config(cls, model: ModerationModel, config: dict) -> "Assessor":
+    def from_config(cls, model: ModerationModel | ScoringModel, config: dict) -> "Assessor":
         return cls(model, decision_labels=config["DECISION_LABELS"], thresholds=config["THRESHOLDS"], explain_top=config["EXPLAIN_TOP"])
 
     def _result(self, scores: dict[str, float], terms: list[dict]) -> dict:

@@ -8,6 +8,11 @@ project's own training wrote.
 The model is a plain pickle (protocol 5), read by the C unpickler: joblib's unpickler is
 pure Python and took ~1 s for the fitted vocabularies' half a million objects, a plain
 pickle ~0.1 s. Older bundles name their ``model.joblib`` in the manifest and still load.
+
+Beside it, ``weights.npz`` holds what scoring reads (`moderation.weights`) as plain
+arrays, also vouched for by the manifest. `load_for_scoring` reads only those: no
+unpickling and no scikit-learn import (about a second of `score --input`'s start-up).
+scikit-learn and joblib are imported by the functions that need them, for that reason.
 """
 
 from __future__ import annotations
@@ -22,16 +27,18 @@ import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import joblib
 import numpy
-import scipy
-import sklearn
 
-from moderation.model import ModerationModel
+from moderation.weights import ScoringModel, ScoringWeights
+
+if TYPE_CHECKING:
+    from moderation.model import ModerationModel
 
 MODEL_FILE = "model.pkl"
 LEGACY_MODEL_FILE = "model.joblib"  # bundles written before the plain pickle (joblib's format)
+WEIGHTS_FILE = "weights.npz"
 MANIFEST_FILE = "manifest.json"
 
 
@@ -49,6 +56,10 @@ def sha256_of(path: Path) -> str:
 
 
 def library_versions() -> dict[str, str]:
+    import joblib
+    import scipy
+    import sklearn
+
     return {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
@@ -69,6 +80,7 @@ def save(model: ModerationModel, out_dir: Path, manifest: dict) -> dict:
     try:
         with open(staging / MODEL_FILE, "wb") as handle:
             pickle.dump(model.pipeline, handle, protocol=5)  # uncompressed: loads faster, still ~10 MB
+        numpy.savez(staging / WEIGHTS_FILE, **model.weights.to_arrays())
         digest = sha256_of(staging / MODEL_FILE)
         created = datetime.now(timezone.utc)
         manifest = {
@@ -80,6 +92,8 @@ def save(model: ModerationModel, out_dir: Path, manifest: dict) -> dict:
             "libraries": library_versions(),
             "model_file": MODEL_FILE,
             "sha256": digest,
+            "weights_file": WEIGHTS_FILE,
+            "weights_sha256": sha256_of(staging / WEIGHTS_FILE),
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
         if out_dir.exists():
@@ -113,23 +127,35 @@ def _minor(version: str) -> tuple[str, ...]:
 def _unpickle(path: Path):
     """Read a verified model file: a plain pickle, or joblib's format for older bundles."""
     if path.suffix == ".joblib":
+        import joblib
+
         return joblib.load(path)
     with open(path, "rb") as handle:
         return pickle.load(handle)
 
 
+def _verified(bundle_dir: Path, name: str, digest: str | None) -> Path:
+    """Return the path of a bundle file whose sha256 is the manifest's, else raise `BundleError`."""
+    path = bundle_dir / name
+    if not path.is_file():
+        raise BundleError(f"model file {path} is missing; retrain with `moderation train`")
+    if sha256_of(path) != digest:
+        raise BundleError(
+            f"{path} does not match the sha256 in its manifest: the bundle was altered or damaged. "
+            "Refusing to load it; restore it from the registry or retrain."
+        )
+    return path
+
+
 def load(bundle_dir: Path) -> ModerationModel:
     """Verify and load a bundle; raise `BundleError` with advice when it cannot be trusted."""
+    import sklearn
+
+    from moderation.model import ModerationModel
+
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
-    model_path = bundle_dir / manifest.get("model_file", LEGACY_MODEL_FILE)
-    if not model_path.is_file():
-        raise BundleError(f"model file {model_path} is missing; retrain with `moderation train`")
-    if sha256_of(model_path) != manifest["sha256"]:
-        raise BundleError(
-            f"{model_path} does not match the sha256 in its manifest: the bundle was altered or damaged. "
-            "Refusing to unpickle it; restore it from the registry or retrain."
-        )
+    model_path = _verified(bundle_dir, manifest.get("model_file", LEGACY_MODEL_FILE), manifest["sha256"])
     built_with = manifest["libraries"].get("scikit-learn", "?")
     if _minor(built_with) != _minor(sklearn.__version__):
         raise BundleError(
@@ -143,3 +169,25 @@ def load(bundle_dir: Path) -> ModerationModel:
         except Exception as error:  # a verified file that still fails to load: report, never crash
             raise BundleError(f"could not load {model_path}: {error}") from error
     return ModerationModel(pipeline=pipeline, thresholds=manifest.get("thresholds", {}), version=manifest["version"])
+
+
+def load_for_scoring(bundle_dir: Path) -> ScoringModel | ModerationModel:
+    """Verify and load what scoring needs: the bundle's plain arrays, else (bundles from
+    before ``weights.npz``) the whole model through `load`.
+
+    The arrays are read with ``allow_pickle=False`` and do not depend on the scikit-learn
+    version. The model file is verified too, never unpickled: a bundle altered anywhere
+    is refused. Raise `BundleError` as `load` does.
+    """
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    if "weights_file" not in manifest:
+        return load(bundle_dir)
+    _verified(bundle_dir, manifest.get("model_file", LEGACY_MODEL_FILE), manifest["sha256"])
+    path = _verified(bundle_dir, manifest["weights_file"], manifest.get("weights_sha256"))
+    try:
+        with numpy.load(path, allow_pickle=False) as arrays:
+            weights = ScoringWeights.from_arrays(arrays)
+    except Exception as error:  # a verified file that still fails to load: report, never crash
+        raise BundleError(f"could not load {path}: {error}") from error
+    return ScoringModel(weights=weights, thresholds=manifest.get("thresholds", {}), version=manifest["version"])

@@ -22,12 +22,14 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-def _load_assessor(model_dir: str | None):
+def _load_assessor(model_dir: str | None, *, scoring_only: bool = False):
+    """Load the bundle (``scoring_only``: just its scoring arrays, no scikit-learn) and an assessor for it."""
     from moderation.assessor import Assessor
 
     config = load_config()
+    load = bundle.load_for_scoring if scoring_only else bundle.load
     try:
-        model = bundle.load(Path(model_dir) if model_dir else _live_model_dir(config))
+        model = load(Path(model_dir) if model_dir else _live_model_dir(config))
     except bundle.BundleError as error:
         _fail(str(error))
     return Assessor.from_config(model, config)
@@ -196,7 +198,7 @@ def _collector_paused():
 
 
 def _score(text, input_path, model_dir, terms) -> None:
-    assessor = _load_assessor(model_dir)
+    assessor = _load_assessor(model_dir, scoring_only=True)
     if text is not None:
         result = assessor.assess(text)
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))

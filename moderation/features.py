@@ -3,6 +3,9 @@
 Both analyzers are module-level functions so the saved scikit-learn pipeline can pickle
 them, and the fast scorer (`moderation.scorer`) calls the very same functions: serving
 and training always see identical features.
+
+scikit-learn is imported by the functions that build or read pipelines, not here: a
+process that scores from a bundle's plain arrays (`moderation.weights`) never loads it.
 """
 
 from __future__ import annotations
@@ -10,16 +13,15 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
 
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer, TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils import murmurhash3_32
-
 from moderation.text import normalize
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 _WORD = re.compile(r"[a-z0-9']+|[!?]")
 
@@ -94,6 +96,10 @@ def char_ngrams(normalized: str) -> list[str]:
 
 def build_features(*, max_word_features: int = 150_000, max_char_features: int = 250_000) -> Pipeline:
     """Build the unfitted normalise -> (word TF-IDF, char TF-IDF) feature pipeline."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
     common = dict(lowercase=False, sublinear_tf=True, dtype=np.float32)
     return Pipeline(
         [
@@ -124,6 +130,10 @@ def build_hashed_features(*, n_features: int = HASH_FEATURES, idf: tuple[np.ndar
     document frequencies counted in one streaming pass (`idf_from_df`); without them, 1.
     Float64 throughout, so the fast scorer reproduces ``predict_proba`` to 1e-9.
     """
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
     blocks = []
     for position, (name, analyzer) in enumerate((("words", word_ngrams), ("chars", char_ngrams))):
         hasher = HashingVectorizer(analyzer=analyzer, n_features=n_features, alternate_sign=False, norm=None, lowercase=False, dtype=np.float64)
@@ -147,10 +157,13 @@ class HashedVocabulary:
     """
 
     def __init__(self, n_features: int):
+        from sklearn.utils import murmurhash3_32
+
         self.n_features = n_features
+        self._hash = murmurhash3_32
 
     def get(self, gram: str, default=None) -> int:
-        h = murmurhash3_32(gram, seed=0)  # the signed hash of the UTF-8 bytes, as `HashingVectorizer` takes it
+        h = self._hash(gram, seed=0)  # the signed hash of the UTF-8 bytes, as `HashingVectorizer` takes it
         return (2147483647 - (self.n_features - 1)) % self.n_features if h == -2147483648 else abs(h) % self.n_features
 
     def __len__(self) -> int:
@@ -163,6 +176,8 @@ def block_lookups(features: Pipeline) -> list[tuple[dict | HashedVocabulary, np.
     Either a fitted `TfidfVectorizer` (its vocabulary) or a hashing block (`HashedVocabulary`),
     so serving code needs to know only that a gram maps to a column.
     """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     union = dict(features.named_steps["tfidf"].transformer_list)
     lookups = []
     for name in ("words", "chars"):

@@ -8,11 +8,14 @@ batch work, and lets `moderation.scorer` score one comment in well under a milli
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
+
+from moderation.weights import ScoringWeights, sigmoid
 
 # Every label the product knows, in a fixed order. A model carries the subset it was trained for.
 LABEL_HELP = {
@@ -22,11 +25,6 @@ LABEL_HELP = {
     "offensive": "offensive or profane language, targeted or not",
     "hate": "attacks on a group for race, religion, gender, sexuality, origin or disability",
 }
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Map log-odds to probabilities without overflow warnings."""
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
 
 
 class LinearLabels(BaseEstimator):
@@ -75,6 +73,11 @@ class ModerationModel:
     @property
     def labels(self) -> list[str]:
         return list(self.pipeline[-1].labels)
+
+    @functools.cached_property
+    def weights(self) -> ScoringWeights:
+        """What scoring reads, taken out of the pipeline once."""
+        return ScoringWeights.from_pipeline(self.pipeline)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Score a batch: calibrated probabilities, shape (len(texts), n_labels)."""

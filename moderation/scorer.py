@@ -1,8 +1,8 @@
 """Score one comment in well under a millisecond, and say which words drove the score.
 
 A scikit-learn pipeline call costs milliseconds of validation and sparse-matrix
-bookkeeping for a single row. `FastScorer` reads the fitted vocabularies, IDF weights and
-label weights out of the pipeline once, caches each word's feature indices (words repeat
+bookkeeping for a single row. `FastScorer` takes the fitted vocabularies, IDF weights and
+label weights (`moderation.weights`) once, caches each word's feature indices (words repeat
 endlessly across comments), and scores with a few small NumPy operations. It reproduces
 `ModerationModel.predict_proba` to float precision (the tests check). Many comments at
 once go through `moderation.batch` instead, which gives the same numbers much faster.
@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from moderation.batch import BatchScorer
-from moderation.features import HashedVocabulary, block_lookups, char_ngrams_of_word, words
-from moderation.model import ModerationModel, sigmoid
+from moderation.features import HashedVocabulary, char_ngrams_of_word, words
 from moderation.text import Span, normalize, word_spans
+from moderation.weights import sigmoid
+
+if TYPE_CHECKING:
+    from moderation.model import ModerationModel
+    from moderation.weights import ScoringModel
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
@@ -61,19 +65,19 @@ class _Token:
 class FastScorer:
     """Single-comment scoring and explanations for a `ModerationModel`."""
 
-    def __init__(self, model: ModerationModel, cache_size: int = 1 << 17):
-        self.labels = model.labels
-        linear = model.pipeline[-1]
-        (self.word_vocabulary, word_idf), (self.char_vocabulary, char_idf) = block_lookups(model.pipeline.named_steps["features"])
+    def __init__(self, model: ModerationModel | ScoringModel, cache_size: int = 1 << 17):
+        weights = model.weights
+        self.labels = list(weights.labels)
+        self.word_vocabulary, self.char_vocabulary = weights.word_vocabulary, weights.char_vocabulary
         self.hashed = isinstance(self.char_vocabulary, HashedVocabulary)  # hashed n-grams: no vocabulary to search
-        coef = np.asarray(linear.coef, dtype=np.float64)
-        n_words = word_idf.size
-        self.word_idf = word_idf.astype(np.float64)
-        self.char_idf = char_idf.astype(np.float64)
+        coef = np.asarray(weights.coef, dtype=np.float64)
+        n_words = weights.word_idf.size
+        self.word_idf = weights.word_idf.astype(np.float64)
+        self.char_idf = weights.char_idf.astype(np.float64)
         self.word_weights = np.ascontiguousarray(coef[:, :n_words].T)  # (n_word_features, n_labels)
         self.char_weights = np.ascontiguousarray(coef[:, n_words:].T)
-        self.intercept = np.asarray(linear.intercept, dtype=np.float64)
-        self.calibration = np.asarray(linear.calibration, dtype=np.float64)
+        self.intercept = np.asarray(weights.intercept, dtype=np.float64)
+        self.calibration = np.asarray(weights.calibration, dtype=np.float64)
         self._token = functools.lru_cache(maxsize=cache_size)(self._token_uncached)
         self._span_normalized = functools.lru_cache(maxsize=cache_size)(normalize)
 

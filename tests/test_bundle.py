@@ -1,10 +1,18 @@
 import json
+import subprocess
+import sys
 
 import joblib
+import numpy as np
 import pytest
 import sklearn
 
 from moderation import bundle
+from moderation.model import ModerationModel
+from moderation.scorer import FastScorer
+from moderation.weights import ScoringModel
+
+TEXTS = ["you are an idiot", "buy cheap pills at bit.ly/x", "nice article", "F R E E   money!!! www.example.com", ""]
 
 
 def test_round_trip_keeps_scores_and_manifest(tiny_bundle, tiny_model):
@@ -28,6 +36,8 @@ def _as_legacy_bundle(bundle_dir, tiny_model, *, name_the_file: bool):
     legacy = bundle_dir / bundle.LEGACY_MODEL_FILE
     joblib.dump(tiny_model.pipeline, legacy)
     manifest["sha256"] = bundle.sha256_of(legacy)
+    (bundle_dir / manifest.pop("weights_file")).unlink()
+    del manifest["weights_sha256"]
     if name_the_file:
         manifest["model_file"] = bundle.LEGACY_MODEL_FILE
     else:
@@ -39,13 +49,50 @@ def _as_legacy_bundle(bundle_dir, tiny_model, *, name_the_file: bool):
 @pytest.mark.parametrize("name_the_file", [True, False])
 def test_joblib_bundles_written_before_the_plain_pickle_still_load(tiny_bundle_copy, tiny_model, name_the_file):
     legacy = _as_legacy_bundle(tiny_bundle_copy, tiny_model, name_the_file=name_the_file)
-    texts = ["you are an idiot", "buy cheap pills at bit.ly/x", "nice article"]
-    assert (bundle.load(tiny_bundle_copy).predict_proba(texts) == tiny_model.predict_proba(texts)).all()
+    assert (bundle.load(tiny_bundle_copy).predict_proba(TEXTS) == tiny_model.predict_proba(TEXTS)).all()
+    assert isinstance(bundle.load_for_scoring(tiny_bundle_copy), ModerationModel)  # no arrays: the whole model
     data = bytearray(legacy.read_bytes())
     data[len(data) // 2] ^= 0xFF
     legacy.write_bytes(bytes(data))
     with pytest.raises(bundle.BundleError, match="does not match the sha256"):
         bundle.load(tiny_bundle_copy)
+
+
+def test_scoring_arrays_score_and_explain_as_the_whole_model(tiny_bundle, tiny_model):
+    light = bundle.load_for_scoring(tiny_bundle)
+    assert isinstance(light, ScoringModel)
+    assert (light.labels, light.thresholds, light.version) == (tiny_model.labels, tiny_model.thresholds, tiny_model.version)
+    whole, arrays = FastScorer(tiny_model), FastScorer(light)
+    assert arrays.word_vocabulary == whole.word_vocabulary and arrays.char_vocabulary == whole.char_vocabulary
+    expected, terms = whole.explain_batch(TEXTS)
+    got, got_terms = arrays.explain_batch(TEXTS)
+    np.testing.assert_array_equal(got, expected)
+    assert got_terms == terms
+    assert [arrays.score(text) for text in TEXTS] == [whole.score(text) for text in TEXTS]
+
+
+@pytest.mark.parametrize("damaged", [bundle.WEIGHTS_FILE, bundle.MODEL_FILE])
+def test_scoring_refuses_a_bundle_altered_anywhere(tiny_bundle_copy, damaged):
+    path = tiny_bundle_copy / damaged
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(bundle.BundleError, match="does not match the sha256"):
+        bundle.load_for_scoring(tiny_bundle_copy)
+
+
+def test_scoring_from_the_arrays_never_imports_scikit_learn(tiny_bundle, tmp_path):
+    """What `score --input` gains from the arrays: no scikit-learn import at start-up."""
+    source = tmp_path / "comments.csv"
+    source.write_text("text\nyou are an idiot\nnice article\n")
+    script = (
+        "import sys; from moderation.cli import cli; "
+        f"cli(['score', '--model', {str(tiny_bundle)!r}, '--input', {str(source)!r}], standalone_mode=False); "
+        "sys.exit(3 if 'sklearn' in sys.modules else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
 
 
 def test_tampered_model_file_is_refused_before_unpickling(tiny_bundle_copy):

@@ -87,6 +87,16 @@ def test_streaming_model_learns_and_serves_like_any_bundle(streamed, tmp_path):
     assert any(term["label"] == "spam" and term["text"] in ("pills", "casino", "cash", "www.deals.example,") for term in result["terms"])
 
 
+def test_a_hashed_bundle_scores_the_same_from_its_arrays(streamed, tmp_path):
+    bundle.save(streamed[0], tmp_path / "model", {})
+    whole, light = bundle.load(tmp_path / "model"), bundle.load_for_scoring(tmp_path / "model")
+    assert isinstance(light.weights.char_vocabulary, HashedVocabulary)
+    expected, terms = FastScorer(whole).explain_batch(TEXTS)
+    got, got_terms = FastScorer(light).explain_batch(TEXTS)
+    np.testing.assert_array_equal(got, expected)
+    assert got_terms == terms
+
+
 def test_fast_and_batch_scores_equal_the_pipeline(streamed, rows):
     model, _ = streamed
     scorer = FastScorer(model)
