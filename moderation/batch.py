@@ -106,15 +106,21 @@ def split_spans(texts: list[str]) -> Spans:
 
 
 def _with_letters_merged(spans: Spans, texts: list[str], merging: list[int]) -> Spans:
-    """Replace the spans of the comments in ``merging`` with `word_spans`' (spaced letters joined)."""
-    keep = ~np.isin(spans.owner, merging)
-    merged = [(i, span) for i in merging for span in word_spans(texts[i])]
-    owner = np.concatenate([spans.owner[keep], np.array([i for i, _ in merged], dtype=np.int64)])
-    order = np.argsort(owner, kind="stable")  # each comment's spans together again, in text order
-    text = list(itertools.compress(spans.text, keep.tolist())) + [span.text for _, span in merged]
-    start = np.concatenate([spans.start[keep], np.array([span.start for _, span in merged], dtype=np.int64)])
-    end = np.concatenate([spans.end[keep], np.array([span.end for _, span in merged], dtype=np.int64)])
-    return Spans([text[i] for i in order.tolist()], owner[order], start[order], end[order])
+    """Replace the spans of the comments in ``merging`` (ascending) with `word_spans`' (spaced letters joined).
+
+    The spans between those comments are kept as slices: one copy, whatever the batch.
+    """
+    first = np.searchsorted(spans.owner, merging, side="left").tolist()
+    after = np.searchsorted(spans.owner, merging, side="right").tolist()
+    pieces = []
+    for i, keep_from, keep_to in zip(merging, [0] + after, first):
+        pieces.append(Spans(*(column[keep_from:keep_to] for column in spans)))
+        found = word_spans(texts[i])
+        pieces.append(Spans([span.text for span in found], np.full(len(found), i, dtype=np.int64),
+                            np.array([span.start for span in found], dtype=np.int64), np.array([span.end for span in found], dtype=np.int64)))
+    pieces.append(Spans(*(column[after[-1]:] for column in spans)))
+    return Spans(list(itertools.chain.from_iterable(piece.text for piece in pieces)),
+                 *(np.concatenate([getattr(piece, name) for piece in pieces]) for name in ("owner", "start", "end")))
 
 
 class _WordRows(NamedTuple):

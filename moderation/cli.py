@@ -207,7 +207,8 @@ def _score(text, input_path, model_dir, terms) -> None:
         rows = read_rows(input_path)
     except InputError as error:
         _fail(str(error))
-    encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps would build an encoder per row
+    # One encoder for all rows (json.dumps would build one per row); results hold no cycles to check for.
+    encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
     lines = []
     for result in assessor.assess_batch([r.text for r in rows], explain=terms):
         lines.append(encode({k: result[k] for k in ("scores", "decision", "reasons", "terms")}))

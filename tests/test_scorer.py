@@ -94,9 +94,10 @@ def test_batch_spans_are_word_spans():
     from moderation.text import word_spans
 
     texts = MORE_TEXTS + ["", "   ", "\u3000x\u3000"]
-    spans = split_spans(texts)
-    expected = [(i, span.text, span.start, span.end) for i, text in enumerate(texts) for span in word_spans(text)]
-    assert list(zip(spans.owner.tolist(), spans.text, spans.start.tolist(), spans.end.tolist())) == expected
+    for batch in (texts, texts[::-1], ["f u c k", "ok"], ["ok", "f u c k"]):  # spaced letters first, last, alone
+        spans = split_spans(batch)
+        expected = [(i, span.text, span.start, span.end) for i, text in enumerate(batch) for span in word_spans(text)]
+        assert list(zip(spans.owner.tolist(), spans.text, spans.start.tolist(), spans.end.tolist())) == expected
 
 
 def test_a_comment_gets_the_same_numbers_in_any_batch(tiny_model):
