@@ -12,7 +12,8 @@ pickle ~0.1 s. Older bundles name their ``model.joblib`` in the manifest and sti
 Beside it, ``weights.npz`` holds what scoring reads (`moderation.weights`) as plain
 arrays, also vouched for by the manifest. `load_for_scoring` reads only those: no
 unpickling and no scikit-learn import (about a second of `score --input`'s start-up).
-scikit-learn and joblib are imported by the functions that need them, for that reason.
+scikit-learn, joblib and NumPy are imported by the functions that need them, for that
+reason and so that importing this module (the command line does) costs nothing.
 """
 
 from __future__ import annotations
@@ -29,12 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy
-
-from moderation.weights import ScoringModel, ScoringWeights
-
 if TYPE_CHECKING:
     from moderation.model import ModerationModel
+    from moderation.weights import ScoringModel
 
 MODEL_FILE = "model.pkl"
 LEGACY_MODEL_FILE = "model.joblib"  # bundles written before the plain pickle (joblib's format)
@@ -57,6 +55,7 @@ def sha256_of(path: Path) -> str:
 
 def library_versions() -> dict[str, str]:
     import joblib
+    import numpy
     import scipy
     import sklearn
 
@@ -74,6 +73,8 @@ def save(model: ModerationModel, out_dir: Path, manifest: dict) -> dict:
 
     :return: the manifest as written, with version, hashes and library versions filled in.
     """
+    import numpy
+
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent))
@@ -179,6 +180,10 @@ def load_for_scoring(bundle_dir: Path) -> ScoringModel | ModerationModel:
     version. The model file is verified too, never unpickled: a bundle altered anywhere
     is refused. Raise `BundleError` as `load` does.
     """
+    import numpy
+
+    from moderation.weights import ScoringModel, ScoringWeights
+
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
     if "weights_file" not in manifest:
