@@ -491,11 +491,10 @@ def retrain(data_dir, datasets, open_licenses_only, kind, backend, force) -> Non
     from sqlalchemy.orm import Session
 
     from moderation import registry
-    from training.datasets import default_data_dir
     from training import streaming
+    from training.datasets import default_data_dir
     from training.report import markdown_table
     from training.retrain import retrain as run_retrain
-    from training.streaming import site_chunks
     from training.train import TrainingConfig
 
     config = load_config()
@@ -510,7 +509,7 @@ def retrain(data_dir, datasets, open_licenses_only, kind, backend, force) -> Non
         except bundle.BundleError as error:
             _fail(f"no live model to compare with: {error}")
         click.echo(f"champion {champion}", err=True)
-        site = site_chunks(engine, holdout_share=config["SITE_HOLDOUT_SHARE"], size=streaming.SITE_CHUNK)  # read in chunks, each pass
+        site = streaming.site_chunks(engine, holdout_share=config["SITE_HOLDOUT_SHARE"], size=streaming.SITE_CHUNK)  # read in chunks, each pass
         try:
             outcome = run_retrain(
                 data, staging, champion_dir, site, names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind),
