@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
-from sqlalchemy import JSON, DateTime, and_, bindparam, delete, exists, func, or_, select, text, update
+from sqlalchemy import JSON, DateTime, and_, bindparam, delete, exc, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from moderation import webhooks
@@ -99,6 +99,56 @@ _INSERT_COMMENT_AND_AUDIT = text(
 ).bindparams(*(bindparam(c.name, type_=c.type) for c in _COMMENT_COLUMNS + _AUDIT_BINDS))
 
 
+class _OnCursor:
+    """One of intake's statements, compiled once per dialect and run on the DBAPI cursor of the
+    session's connection: SQLAlchemy's own SQL (bind casts included) and its own conversion of
+    each typed bind (JSON, dates, booleans), without its per-execution bookkeeping, which cost
+    intake twice what the database's work did (0.45 ms CPU of its 1.3 ms on SQLite, loaded machine).
+
+    Errors are SQLAlchemy's: the DBAPI error wrapped as `Connection.execute` would wrap it, and a
+    lost connection invalidated together with the rest of the pool, as SQLAlchemy does, so
+    the request fails once (a 503) and the next ones reconnect.
+    """
+
+    def __init__(self, statement):
+        self.statement = statement
+        self._by_dialect: dict[tuple[str, str], tuple] = {}
+
+    def _compiled(self, dialect) -> tuple:
+        key = (dialect.name, dialect.driver)
+        if key not in self._by_dialect:
+            compiled = self.statement.compile(dialect=dialect)
+            processors = {name: processor for name, bind in compiled.binds.items()
+                          if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+            self._by_dialect[key] = (str(compiled), list(compiled.positiontup) if compiled.positional else None, processors)
+        return self._by_dialect[key]
+
+    def fetchone(self, session: Session, params: dict) -> tuple | None:
+        connection = session.connection()
+        dialect = connection.dialect
+        sql, positions, processors = self._compiled(dialect)
+        values = {name: processors[name](value) if name in processors else value for name, value in params.items()}
+        arguments = tuple(values[name] for name in positions) if positions is not None else values
+        dbapi_connection = connection.connection
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, arguments)
+            return cursor.fetchone() if cursor.description else None
+        except dialect.loaded_dbapi.Error as error:
+            lost = dialect.is_disconnect(error, dbapi_connection, cursor)
+            if lost:
+                connection.invalidate(error)
+                connection.engine.dispose(close=False)  # the other pooled connections are likely dead too: start afresh
+            raise exc.DBAPIError.instance(sql, arguments, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect) from error
+        finally:
+            cursor.close()
+
+
+_INTAKE_FACTS_ON_CURSOR = {who: _OnCursor(statement) for who, statement in _INTAKE_FACTS.items()}
+_INSERT_COMMENT_ON_CURSOR, _INSERT_AUDIT_ON_CURSOR, _ENQUEUE_ON_CURSOR, _INSERT_COMMENT_AND_AUDIT_ON_CURSOR = (
+    _OnCursor(_INSERT_COMMENT), _OnCursor(_INSERT_AUDIT), _OnCursor(_ENQUEUE), _OnCursor(_INSERT_COMMENT_AND_AUDIT))
+
+
 def find_by_external_id(session: Session, site: str, external_id: str) -> Comment | None:
     found = session.connection().scalar(_EXTERNAL_ID, {"site": site, "external_id": external_id})
     return None if found is None else session.get(Comment, found)
@@ -145,7 +195,7 @@ def intake_facts(session: Session, *, site: str, external_id: str | None, parent
     binds = {"site": site, "external_id": external_id, "parent_id": parent_id}
     if who != "none":
         binds |= _author_binds(digest, email, ip, window)
-    row = session.connection().execute(_INTAKE_FACTS[who], binds).one()
+    row = _INTAKE_FACTS_ON_CURSOR[who].fetchone(session, binds)
     if who == "none":
         return IntakeFacts(existing_id=row[0], parent_found=bool(row[1]))
     existing_id, parent_found, duplicate, banned, approved, rejected = row
@@ -172,14 +222,13 @@ def add_comment(session: Session, values: dict, *, actor: str = "model") -> Stor
              "previous_status": None, "new_status": values["status"]}
     event = webhooks.event_for(values["status"], by_person=False)
     outbox = {"event": event, "event_pattern": f"%,{event},%"}
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        comment_id = connection.scalar(_INSERT_COMMENT_AND_AUDIT, {**values, **audit, **outbox})
+    if session.connection().dialect.name == "postgresql":
+        comment_id = _INSERT_COMMENT_AND_AUDIT_ON_CURSOR.fetchone(session, {**values, **audit, **outbox})[0]
     else:
-        comment_id = connection.scalar(_INSERT_COMMENT, values)
-        connection.execute(_INSERT_AUDIT, {**audit, "comment_id": comment_id, "scores": values["scores"],
-                                           "model_version": values["model_version"], "created_at": now})
-        connection.execute(_ENQUEUE, {**outbox, "comment_id": comment_id, "new_status": values["status"], "created_at": now, "site": values["site"]})
+        comment_id = _INSERT_COMMENT_ON_CURSOR.fetchone(session, values)[0]
+        _INSERT_AUDIT_ON_CURSOR.fetchone(session, {**audit, "comment_id": comment_id, "scores": values["scores"],
+                                                   "model_version": values["model_version"], "created_at": now})
+        _ENQUEUE_ON_CURSOR.fetchone(session, {**outbox, "comment_id": comment_id, "new_status": values["status"], "created_at": now, "site": values["site"]})
     session.commit()
     return StoredComment(id=comment_id, purged_at=None, **values)
 
