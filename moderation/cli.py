@@ -187,12 +187,16 @@ def _collector_paused():
 
     Loading a model and scoring a file make millions of short-lived containers and no
     reference cycles; the collector's passes over them cost ~12 % of `score --input`.
+    Afterwards what is still alive joins the oldest generation unexamined (freeze, then
+    unfreeze): re-enabled, the collector would first scan all of it (~0.2 s).
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
+        gc.unfreeze()
         if enabled:
             gc.enable()
 
@@ -220,7 +224,15 @@ def _score(text, input_path, model_dir, terms) -> None:
 
 
 def main() -> None:
-    cli()
+    """The console entry point.
+
+    When the command is over the process ends: what is left is frozen, so the collector's
+    pass over everything at interpreter exit is skipped (~0.2 s after `score --input`).
+    """
+    try:
+        cli()
+    finally:
+        gc.freeze()
 
 
 # --- the service ------------------------------------------------------------------------
