@@ -7,7 +7,10 @@ block the writer. PostgreSQL URLs as hosting platforms hand them out
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,12 +40,13 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, schema: str | None = None, *, timeout: float = 30.0) -> Engine:
+def make_engine(url: str, schema: str | None = None, *, timeout: float = 30.0, background_checkpoints: bool = False) -> Engine:
     """Create an engine; ``schema`` (PostgreSQL only) sets the search path, e.g. for test isolation.
 
     ``timeout`` bounds every wait for the database: SQLite's busy timeout (a writer
     waiting for another's lock), PostgreSQL's connect timeout and the wait for a free
     pooled connection. Past it the request fails (the API answers 503) instead of hanging.
+    ``background_checkpoints`` (SQLite files): see `SqliteCheckpointer`.
     """
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
@@ -59,14 +63,67 @@ def make_engine(url: str, schema: str | None = None, *, timeout: float = 30.0) -
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            if checkpointer is not None:
+                cursor.execute(f"PRAGMA wal_autocheckpoint={SAFETY_CHECKPOINT_PAGES}")
+                checkpointer.start()
             cursor.close()
 
+        checkpointer = SqliteCheckpointer(engine, database) if background_checkpoints and database and database != ":memory:" else None
         return engine
     connect_args = {"options": f"-c search_path={schema}"} if schema else {}
     connect_args["connect_timeout"] = max(1, round(timeout))  # libpq takes whole seconds
     engine = create_engine(url, pool_size=5, max_overflow=10, pool_timeout=timeout, connect_args=connect_args)
     _ping_when_idle(engine)
     return engine
+
+
+CHECKPOINT_SECONDS = 0.25
+SAFETY_CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL: the foreground checkpoints only if the background ones stop
+
+
+class SqliteCheckpointer:
+    """Copies an SQLite database's write-ahead log back into the database file from a background
+    thread, every CHECKPOINT_SECONDS, instead of in whichever request's commit crossed the
+    WAL's 1,000-page mark: that commit waited for the copy and its fsync (20-40 ms here, a
+    p99 of its own) and, on average, every request for 0.3 ms.
+
+    The checkpoints are PASSIVE: they never wait for, nor block, readers and writers (a
+    writer appends to the WAL while earlier frames are copied). Durability is unchanged:
+    a commit is in the WAL before the answer is sent, as before. If the thread stops, the
+    engine's connections checkpoint by themselves past SAFETY_CHECKPOINT_PAGES. One thread
+    per process and engine, started on the first connection (so in each gunicorn worker,
+    after the fork); it ends when the engine is gone.
+    """
+
+    def __init__(self, engine: Engine, database: str):
+        self._engine = weakref.ref(engine)
+        self.database = database
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True).start()
+
+    def _run(self) -> None:
+        import sqlite3
+
+        pid, connection = os.getpid(), None
+        try:
+            while self._engine() is not None and self._pid == pid:
+                time.sleep(CHECKPOINT_SECONDS)
+                try:
+                    if connection is None:  # mode=rw: never create the file it checkpoints
+                        connection = sqlite3.connect(f"file:{Path(self.database).resolve()}?mode=rw", uri=True, timeout=0, check_same_thread=False)
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # busy, or the file is gone: try again next time
+        finally:
+            if connection is not None:
+                connection.close()
 
 
 PING_AFTER_IDLE_SECONDS = 1.0
@@ -146,7 +203,7 @@ def check_schema(engine: Engine) -> None:
 def init_app(app: Flask) -> None:
     """Create the app's engine and session factory, and close sessions after each request."""
     engine = make_engine(app.config["DATABASE_URL"], app.config.get("DATABASE_SCHEMA"),
-                         timeout=float(app.config.get("DATABASE_TIMEOUT_SECONDS") or 30.0))
+                         timeout=float(app.config.get("DATABASE_TIMEOUT_SECONDS") or 30.0), background_checkpoints=True)
     app.extensions["moderation.engine"] = engine
     app.extensions["moderation.sessions"] = sessionmaker(engine, expire_on_commit=False)
     # PostgreSQL only: SQLite's driver already starts a transaction only before a write.
