@@ -71,6 +71,33 @@ def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
     return sparse.csr_matrix((values, counts.indices, counts.indptr), shape=counts.shape)
 
 
+def _by_key(keys: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Reorder ``order`` stably by ``keys[order]`` (non-negative integers).
+
+    Keys below 2**16 (comments and labels of a usual batch) are sorted as uint16, which
+    NumPy radix-sorts: five times faster than a merge sort of int64.
+    """
+    keys = keys[order]
+    narrow = keys.astype(np.uint16) if keys.size and keys.max() < 1 << 16 else keys
+    return order[np.argsort(narrow, kind="stable")]
+
+
+def _rounded(values: np.ndarray, digits: int) -> list[float]:
+    """``round(value, digits)`` of each value exactly as Python gives it, without a call per value.
+
+    rint(value * 10**digits) / 10**digits is the same number unless the scaled value lies
+    within its rounding error of a half, or is too large for that error to be small:
+    those few go through `round` itself.
+    """
+    scale = 10.0**digits
+    scaled = values * scale
+    result = (np.rint(scaled) / scale).tolist()
+    unsure = (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | ~(np.abs(scaled) < 2.0**30)
+    for i in np.flatnonzero(unsure).tolist():
+        result[i] = round(float(values[i]), digits)
+    return result
+
+
 def _is_space(codes: np.ndarray) -> np.ndarray:
     """Flag the code points `str.split` splits on (each distinct non-ASCII one is asked once)."""
     space = _ASCII_SPACE[np.minimum(codes, 127)]
@@ -284,14 +311,13 @@ class BatchScorer:
         span, label, weight = candidate // n_labels, candidate % n_labels, flat[candidate]
         comment = spans.owner[span]
         group = comment * n_labels + label
-        order = np.argsort(-weight, kind="stable")
-        order = order[np.argsort(group[order], kind="stable")]
+        order = _by_key(group, np.argsort(-weight, kind="stable"))
         group = group[order]
         first = np.concatenate([[True], group[1:] != group[:-1]]) if group.size else np.zeros(0, dtype=bool)
         position = np.arange(group.size)
         chosen = order[position - np.maximum.accumulate(np.where(first, position, 0)) < top]
-        rounded = list(map(round, weight[chosen].tolist(), itertools.repeat(4)))
-        listed = np.lexsort((-np.array(rounded), comment[chosen]))  # stable: equal weights stay in label order
+        rounded = _rounded(weight[chosen], 4)
+        listed = _by_key(comment[chosen], np.argsort(-np.array(rounded), kind="stable"))  # equal weights stay in label order
         chosen = chosen[listed]
         text, start, end = spans.text, spans.start[span[chosen]].tolist(), spans.end[span[chosen]].tolist()
         terms = [

@@ -100,6 +100,15 @@ def test_batch_spans_are_word_spans():
         assert list(zip(spans.owner.tolist(), spans.text, spans.start.tolist(), spans.end.tolist())) == expected
 
 
+def test_batch_rounding_is_python_rounding():
+    from moderation.batch import _rounded
+
+    rng = np.random.default_rng(7)
+    halves = np.arange(20_000) / 1e4 + 0.5e-4  # the decimal ties, and the doubles either side of them
+    values = np.concatenate([rng.random(50_000) * 50, halves, np.nextafter(halves, 0), np.nextafter(halves, 1), [0.0, 1e-300, 3e12]])
+    assert _rounded(values, 4) == [round(v, 4) for v in values.tolist()]
+
+
 def test_a_comment_gets_the_same_numbers_in_any_batch(tiny_model):
     scorer = FastScorer(tiny_model)
     probabilities, terms = scorer.explain_batch(MORE_TEXTS)
