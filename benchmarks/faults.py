@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import http.client
 import json
 import os
 import platform
@@ -268,7 +269,7 @@ class Load:
                 record.update(status=status, retry_after=headers.get("Retry-After"),
                               kind=str(status) if status < 400 else f"{status} {answer.get('error', {}).get('code', '?')}",
                               message=(answer.get("error") or {}).get("message") if isinstance(answer, dict) else None)
-            except (OSError, ValueError) as error:  # refused, reset, timed out, truncated
+            except (OSError, ValueError, http.client.HTTPException) as error:  # refused, reset, timed out, cut off mid-answer
                 reason = getattr(error, "reason", None)
                 record.update(status=None, kind=f"socket {type(reason or error).__name__}")
                 time.sleep(0.05)
