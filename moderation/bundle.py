@@ -1,13 +1,9 @@
-"""Save and load model bundles: a pickle file plus a manifest that vouches for it.
+"""Save and load model bundles: a joblib file plus a manifest that vouches for it.
 
-Unpickling runs code. So `load` checks the file's sha256 against the manifest *before*
-unpickling, and refuses a bundle built with another scikit-learn minor version, whose
-pickles are "entirely unsupported" by scikit-learn itself. Only load bundles that this
-project's own training wrote.
-
-The model is a plain pickle (protocol 5), read by the C unpickler: joblib's unpickler is
-pure Python and took ~1 s for the fitted vocabularies' half a million objects, a plain
-pickle ~0.1 s. Older bundles name their ``model.joblib`` in the manifest and still load.
+joblib is pickle, and unpickling runs code. So `load` checks the file's sha256 against
+the manifest *before* unpickling, and refuses a bundle built with another scikit-learn
+minor version, whose pickles are "entirely unsupported" by scikit-learn itself. Only load
+bundles that this project's own training wrote.
 
 Beside it, ``weights.npz`` holds what scoring reads (`moderation.weights`) as plain
 arrays, also vouched for by the manifest. `load_for_scoring` reads only those: no
@@ -21,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import platform
 import shutil
 import tempfile
@@ -34,8 +29,7 @@ if TYPE_CHECKING:
     from moderation.model import ModerationModel
     from moderation.weights import ScoringModel
 
-MODEL_FILE = "model.pkl"
-LEGACY_MODEL_FILE = "model.joblib"  # bundles written before the plain pickle (joblib's format)
+MODEL_FILE = "model.joblib"
 WEIGHTS_FILE = "weights.npz"
 MANIFEST_FILE = "manifest.json"
 
@@ -73,14 +67,14 @@ def save(model: ModerationModel, out_dir: Path, manifest: dict) -> dict:
 
     :return: the manifest as written, with version, hashes and library versions filled in.
     """
+    import joblib
     import numpy
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent))
     try:
-        with open(staging / MODEL_FILE, "wb") as handle:
-            pickle.dump(model.pipeline, handle, protocol=5)  # uncompressed: loads faster, still ~10 MB
+        joblib.dump(model.pipeline, staging / MODEL_FILE)  # uncompressed: loads faster, still ~10 MB
         numpy.savez(staging / WEIGHTS_FILE, **model.weights.to_arrays())
         digest = sha256_of(staging / MODEL_FILE)
         created = datetime.now(timezone.utc)
@@ -125,16 +119,6 @@ def _minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
 
-def _unpickle(path: Path):
-    """Read a verified model file: a plain pickle, or joblib's format for older bundles."""
-    if path.suffix == ".joblib":
-        import joblib
-
-        return joblib.load(path)
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
-
-
 def _verified(bundle_dir: Path, name: str, digest: str | None) -> Path:
     """Return the path of a bundle file whose sha256 is the manifest's, else raise `BundleError`."""
     path = bundle_dir / name
@@ -150,13 +134,14 @@ def _verified(bundle_dir: Path, name: str, digest: str | None) -> Path:
 
 def load(bundle_dir: Path) -> ModerationModel:
     """Verify and load a bundle; raise `BundleError` with advice when it cannot be trusted."""
+    import joblib
     import sklearn
 
     from moderation.model import ModerationModel
 
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
-    model_path = _verified(bundle_dir, manifest.get("model_file", LEGACY_MODEL_FILE), manifest["sha256"])
+    model_path = _verified(bundle_dir, manifest.get("model_file", MODEL_FILE), manifest["sha256"])
     built_with = manifest["libraries"].get("scikit-learn", "?")
     if _minor(built_with) != _minor(sklearn.__version__):
         raise BundleError(
@@ -166,7 +151,7 @@ def load(bundle_dir: Path) -> ModerationModel:
     with warnings.catch_warnings():
         warnings.simplefilter("error", sklearn.exceptions.InconsistentVersionWarning)
         try:
-            pipeline = _unpickle(model_path)
+            pipeline = joblib.load(model_path)
         except Exception as error:  # a verified file that still fails to load: report, never crash
             raise BundleError(f"could not load {model_path}: {error}") from error
     return ModerationModel(pipeline=pipeline, thresholds=manifest.get("thresholds", {}), version=manifest["version"])
@@ -188,7 +173,7 @@ def load_for_scoring(bundle_dir: Path) -> ScoringModel | ModerationModel:
     manifest = read_manifest(bundle_dir)
     if "weights_file" not in manifest:
         return load(bundle_dir)
-    _verified(bundle_dir, manifest.get("model_file", LEGACY_MODEL_FILE), manifest["sha256"])
+    _verified(bundle_dir, manifest.get("model_file", MODEL_FILE), manifest["sha256"])
     path = _verified(bundle_dir, manifest["weights_file"], manifest.get("weights_sha256"))
     try:
         with numpy.load(path, allow_pickle=False) as arrays:

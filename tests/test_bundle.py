@@ -2,7 +2,6 @@ import json
 import subprocess
 import sys
 
-import joblib
 import numpy as np
 import pytest
 import sklearn
@@ -28,34 +27,28 @@ def test_round_trip_keeps_scores_and_manifest(tiny_bundle, tiny_model):
     assert (again.predict_proba(texts) == tiny_model.predict_proba(texts)).all()
 
 
-def _as_legacy_bundle(bundle_dir, tiny_model, *, name_the_file: bool):
-    """Rewrite a bundle as training wrote it before the plain pickle: joblib's ``model.joblib``."""
+def _without_scoring_arrays(bundle_dir, *, name_the_file: bool) -> None:
+    """Rewrite a bundle's manifest as training wrote it before ``weights.npz``."""
     manifest_path = bundle_dir / bundle.MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text())
-    (bundle_dir / bundle.MODEL_FILE).unlink()
-    legacy = bundle_dir / bundle.LEGACY_MODEL_FILE
-    joblib.dump(tiny_model.pipeline, legacy)
-    manifest["sha256"] = bundle.sha256_of(legacy)
     (bundle_dir / manifest.pop("weights_file")).unlink()
     del manifest["weights_sha256"]
-    if name_the_file:
-        manifest["model_file"] = bundle.LEGACY_MODEL_FILE
-    else:
+    if not name_the_file:
         del manifest["model_file"]  # the oldest manifests did not name it
     manifest_path.write_text(json.dumps(manifest))
-    return legacy
 
 
 @pytest.mark.parametrize("name_the_file", [True, False])
-def test_joblib_bundles_written_before_the_plain_pickle_still_load(tiny_bundle_copy, tiny_model, name_the_file):
-    legacy = _as_legacy_bundle(tiny_bundle_copy, tiny_model, name_the_file=name_the_file)
+def test_bundles_written_before_the_scoring_arrays_still_load_and_score(tiny_bundle_copy, tiny_model, name_the_file):
+    _without_scoring_arrays(tiny_bundle_copy, name_the_file=name_the_file)
     assert (bundle.load(tiny_bundle_copy).predict_proba(TEXTS) == tiny_model.predict_proba(TEXTS)).all()
     assert isinstance(bundle.load_for_scoring(tiny_bundle_copy), ModerationModel)  # no arrays: the whole model
-    data = bytearray(legacy.read_bytes())
+    model_file = tiny_bundle_copy / bundle.MODEL_FILE
+    data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    legacy.write_bytes(bytes(data))
+    model_file.write_bytes(bytes(data))
     with pytest.raises(bundle.BundleError, match="does not match the sha256"):
-        bundle.load(tiny_bundle_copy)
+        bundle.load_for_scoring(tiny_bundle_copy)
 
 
 def test_scoring_arrays_score_and_explain_as_the_whole_model(tiny_bundle, tiny_model):
