@@ -27,6 +27,13 @@ def test_round_trip_keeps_scores_and_manifest(tiny_bundle, tiny_model):
     assert (again.predict_proba(texts) == tiny_model.predict_proba(texts)).all()
 
 
+def flip_middle_byte(path) -> None:
+    """Damage a file the way a bad disk or a tamperer might: one byte in its middle."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def _without_scoring_arrays(bundle_dir, *, name_the_file: bool) -> None:
     """Rewrite a bundle's manifest as training wrote it before ``weights.npz``."""
     manifest_path = bundle_dir / bundle.MANIFEST_FILE
@@ -44,9 +51,7 @@ def test_bundles_written_before_the_scoring_arrays_still_load_and_score(tiny_bun
     assert (bundle.load(tiny_bundle_copy).predict_proba(TEXTS) == tiny_model.predict_proba(TEXTS)).all()
     assert isinstance(bundle.load_for_scoring(tiny_bundle_copy), ModerationModel)  # no arrays: the whole model
     model_file = tiny_bundle_copy / bundle.MODEL_FILE
-    data = bytearray(model_file.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    model_file.write_bytes(bytes(data))
+    flip_middle_byte(model_file)
     with pytest.raises(bundle.BundleError, match="does not match the sha256"):
         bundle.load_for_scoring(tiny_bundle_copy)
 
@@ -67,9 +72,7 @@ def test_scoring_arrays_score_and_explain_as_the_whole_model(tiny_bundle, tiny_m
 @pytest.mark.parametrize("damaged", [bundle.WEIGHTS_FILE, bundle.MODEL_FILE])
 def test_scoring_refuses_a_bundle_altered_anywhere(tiny_bundle_copy, damaged):
     path = tiny_bundle_copy / damaged
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_middle_byte(path)
     with pytest.raises(bundle.BundleError, match="does not match the sha256"):
         bundle.load_for_scoring(tiny_bundle_copy)
 
@@ -90,9 +93,7 @@ def test_scoring_from_the_arrays_never_imports_scikit_learn(tiny_bundle, tmp_pat
 
 def test_tampered_model_file_is_refused_before_unpickling(tiny_bundle_copy):
     path = tiny_bundle_copy / bundle.MODEL_FILE
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    flip_middle_byte(path)
     with pytest.raises(bundle.BundleError, match="does not match the sha256"):
         bundle.load(tiny_bundle_copy)
 
