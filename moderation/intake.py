@@ -75,7 +75,7 @@ def submit(session: Session, new: NewComment, *, site: str, assessor: Assessor |
     if admit is not None:
         admit(new)
     assessed = _assess(assessor, new.text, normalized)
-    detected, confidence = language.detect(new.text)
+    detected, confidence = language.detect(new.text, rules.languages)
     facts = Facts(
         normalized=normalized, section=new.article["section"], language=detected, language_confidence=confidence,
         duplicate=found.duplicate, banned=found.banned,
