@@ -9,7 +9,7 @@ from collections.abc import Collection
 MIN_LETTERS = 20  # shorter texts ("lol ok") cannot be identified reliably
 # Matches when text has at least MIN_LETTERS letters (the identifier's "letter": a word
 # character that is neither a digit nor "_"), without building a list of every letter.
-_ENOUGH_LETTERS = re.compile(r"(?:[\W\d_]*[^\W\d_]){%d}" % MIN_LETTERS)
+_ENOUGH_LETTERS = re.compile(r"(?:[\W\d_]*+[^\W\d_]){%d}" % MIN_LETTERS)  # possessive: no backtracking
 
 # Plainly English text skips the identifier (py3langid walks every byte in Python: a
 # quarter of a millisecond per comment) when English is a language the rules accept: it

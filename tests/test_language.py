@@ -157,3 +157,13 @@ def test_the_rules_hold_english_where_it_is_not_accepted_and_publish_it_where_it
     assert posted(make_api(THRESHOLDS=PUBLISH, LANGUAGES=["en"]), text)["status"] == "published"
     held = posted(make_api(THRESHOLDS=PUBLISH, LANGUAGES=["de"]), text)
     assert held["status"] == "pending" and "'en'" in held["reasons"][-1]
+
+
+def test_letters_are_counted_as_before_on_random_mixes():
+    import random
+
+    rng = random.Random(7)
+    pool = ["a", "Z", "é", "1", "_", " ", "²", "½", "\u0663", "🙂", "\u0301", "日", "-", "ß", "\n"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randrange(60)))
+        assert (language._ENOUGH_LETTERS.match(text) is not None) == (len(re.findall(r"[^\W\d_]", text)) >= language.MIN_LETTERS), text
