@@ -27,8 +27,10 @@ ENGLISH_MIN_SHARE = 0.2
 _ENGLISH_WORDS = frozenset("""
     the and that this with you your have are they their them there these those then than what which who when where why how
     would should could been being from about were just not it she his our if very only because into some does did has had its
-    any out up one get think people like know really other even much well
-""".split())
+    any out up one get think people like know really other even much well after never always again every many both each here
+    without through while since already though whoever whatever something nothing anything everyone someone him said got
+    didn doesn isn wasn aren couldn wouldn shouldn
+""".split())  # the last line: what "didn't", "isn't"... leave before the apostrophe
 _NON_ASCII_LETTER = re.compile(r"[^\W\d_a-zA-Z]")
 _WORDS = re.compile(r"[a-z]+")
 
