@@ -110,8 +110,9 @@ class _OnCursor:
     the request fails once (a 503) and the next ones reconnect.
     """
 
-    def __init__(self, statement):
+    def __init__(self, statement, *, returns_row: bool):
         self.statement = statement
+        self.returns_row = returns_row  # known here: asking the cursor (its description) cost psycopg a Column object per column, per call
         self._by_dialect: dict[tuple[str, str], tuple] = {}
 
     def _compiled(self, dialect) -> tuple:
@@ -133,7 +134,7 @@ class _OnCursor:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(sql, arguments)
-            return cursor.fetchone() if cursor.description else None
+            return cursor.fetchone() if self.returns_row else None
         except dialect.loaded_dbapi.Error as error:
             lost = dialect.is_disconnect(error, dbapi_connection, cursor)
             if lost:
@@ -144,9 +145,10 @@ class _OnCursor:
             cursor.close()
 
 
-_INTAKE_FACTS_ON_CURSOR = {who: _OnCursor(statement) for who, statement in _INTAKE_FACTS.items()}
+_INTAKE_FACTS_ON_CURSOR = {who: _OnCursor(statement, returns_row=True) for who, statement in _INTAKE_FACTS.items()}
 _INSERT_COMMENT_ON_CURSOR, _INSERT_AUDIT_ON_CURSOR, _ENQUEUE_ON_CURSOR, _INSERT_COMMENT_AND_AUDIT_ON_CURSOR = (
-    _OnCursor(_INSERT_COMMENT), _OnCursor(_INSERT_AUDIT), _OnCursor(_ENQUEUE), _OnCursor(_INSERT_COMMENT_AND_AUDIT))
+    _OnCursor(_INSERT_COMMENT, returns_row=True), _OnCursor(_INSERT_AUDIT, returns_row=False), _OnCursor(_ENQUEUE, returns_row=False),
+    _OnCursor(_INSERT_COMMENT_AND_AUDIT, returns_row=True))
 
 
 def find_by_external_id(session: Session, site: str, external_id: str) -> Comment | None:
