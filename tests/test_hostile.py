@@ -82,7 +82,7 @@ def test_pathological_text_is_handled_in_bounded_time(name):
 
 def _ratio(function, make, n: int, repeats: int = 3) -> float:
     """time(2n) / time(n), each the best of ``repeats`` interleaved runs (the minimum is the least noisy
-    estimate on a shared machine); measured twice when the first looks bad, and the better one kept."""
+    estimate on a shared machine); measured up to three times while it looks bad, and the better one kept."""
     small, large = make(n), make(2 * n)
 
     def once(text) -> float:
@@ -97,7 +97,7 @@ def _ratio(function, make, n: int, repeats: int = 3) -> float:
 
     once(make(n // 4))  # warm caches (the invisible-character table, the homoglyph table)
     ratios = []
-    for _attempt in range(2):
+    for _attempt in range(3):
         times_small, times_large = [], []
         for _ in range(repeats):
             times_small.append(once(small))
