@@ -1,4 +1,4 @@
-"""Prometheus metrics: requests, latency, decisions by outcome and label, queue depth, model version.
+"""Prometheus metrics: requests, latency, decisions (automatic and human), queue depth, model version.
 
 Under gunicorn every worker is its own process, so metrics are kept in
 PROMETHEUS_MULTIPROC_DIR (set by `moderation serve`) and merged at scrape time.
@@ -19,6 +19,10 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 DECISIONS = Counter("moderation_decisions_total", "Automatic decisions at intake", ["outcome"])
+HUMAN_DECISIONS = Counter(
+    "moderation_human_decisions_total", "Decisions people applied (API, review desk, Akismet reports), by action and reason",
+    ["action", "reason"],
+)
 LABEL_FLAGS = Counter("moderation_label_flags_total", "Comments whose label score reached its review threshold", ["label"])
 MODEL_INFO = Gauge("moderation_model_info", "The model version this process serves (value 1)", ["version"], multiprocess_mode="liveall")
 
@@ -29,6 +33,11 @@ def record_decision(outcome: str, scores: dict | None, rules) -> None:
         limits = rules.thresholds.get(label)
         if limits and score >= limits["review_at"]:
             LABEL_FLAGS.labels(label).inc()
+
+
+def record_human_decision(action: str, reason: str | None) -> None:
+    """Count one applied human decision; `store.decide` calls it, so every door counts alike."""
+    HUMAN_DECISIONS.labels(action, reason or "").inc()
 
 
 class _QueueDepth:

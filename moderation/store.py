@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from sqlalchemy import JSON, DateTime, and_, bindparam, delete, exc, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from moderation import webhooks
+from moderation import metrics, webhooks
 from moderation.policy import History
 from moderation.schema import PENDING, PUBLISHED, REJECTED, ApiKey, AuditEntry, Ban, Comment, DeskSession, utcnow
 
@@ -236,10 +236,10 @@ def add_comment(session: Session, values: dict, *, actor: str = "model") -> Stor
 
 
 def decide(session: Session, comment_id: int, *, actor: str, action: str, reason: str | None, note: str | None, expected_status: str = PENDING) -> Comment:
-    """Apply a moderator's decision if the comment is still in ``expected_status``.
+    """Apply a moderator's decision if the comment is still in ``expected_status``, and count it in /metrics.
 
     The conditional UPDATE makes the first of two concurrent moderators win; the
-    second gets `Conflict` carrying the comment as it now is.
+    second gets `Conflict` carrying the comment as it now is (and is not counted).
     :raise LookupError: no such comment.
     """
     new_status = HUMAN_STATUS[action]
@@ -261,6 +261,7 @@ def decide(session: Session, comment_id: int, *, actor: str, action: str, reason
     ))
     enqueue_events(session, comment.id, comment.site, new_status, webhooks.event_for(new_status, by_person=True), now)
     session.commit()
+    metrics.record_human_decision(action, reason)  # here, so the API, the desk and Akismet reports all count
     return comment
 
 
