@@ -38,12 +38,18 @@ _BARE_TLDS = (
     "live|link|click|app|tk|ml|ga|cf|gq|uk|de|fr|in|us|ca|au|tv|store|pro|win|bid|vip"
 )
 _SCHEME_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']{1,2000}", re.IGNORECASE)
+# A bare link ends in one of those, or in any other top-level domain when a path follows
+# ("trojmiasto.pl/bus-taxi.html"): a name, a dot, letters and a slash is a link whatever its TLD.
 _BARE_URL = re.compile(
-    r"\b[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63}){0,3}\.(?:" + _BARE_TLDS + r")\b(?:/[^\s<>\"']{0,2000})?",
+    r"\b[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63}){0,3}\."
+    r"(?:(?:" + _BARE_TLDS + r")\b(?:/[^\s<>\"']{0,2000})?|[a-z]{2,24}/[^\s<>\"']{0,2000})",
     re.IGNORECASE,
 )
 # Cheap pre-check: searching for ".com" etc. is far faster than trying a domain at every word.
-_TLD_HINT = re.compile(r"\.(?:" + _BARE_TLDS + r")\b", re.IGNORECASE)
+_TLD_HINT = re.compile(r"\.(?:(?:" + _BARE_TLDS + r")\b|[a-z]{2,24}/)", re.IGNORECASE)
+# An HTML link keeps its address when tags are stripped: <a href="http://x.example/">buy</a>
+# is a link (for the model and for the rules' link count), not just the word "buy".
+_HREF = re.compile(r"<\s{0,5}a\b[^<>]{0,300}?\bhref\s{0,5}=\s{0,5}[\"']?\s{0,5}([^\"'\s<>]{1,2000})[^<>]{0,300}>", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,4}\b")
 # Seven or more digits, optionally split by spaces, dots, dashes or brackets: phone numbers.
 _PHONE = re.compile(r"(?<!\w)\+?(?:\d[\s().-]{0,2}){6,14}\d(?!\w)")
@@ -131,6 +137,10 @@ def _transliterate(match: re.Match[str]) -> str:
     return unidecode(match.group(0), errors="replace", replace_str=" ")
 
 
+def _href_address(match: re.Match[str]) -> str:
+    return f" {match.group(1)} "
+
+
 def _link_token(match: re.Match[str]) -> str:
     url = match.group(0).lower()
     host = re.sub(r"^(?:https?://)?(?:www\.)?", "", url).split("/", 1)[0].split(":", 1)[0]
@@ -168,7 +178,7 @@ def normalize(text: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     if "<" in text:
-        text = _TAG.sub(" ", text)
+        text = _TAG.sub(" ", _HREF.sub(_href_address, text))
     text = _fold_unicode(text)
     shouting = caps_share(text) >= 0.6
     text = text.lower()

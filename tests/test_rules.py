@@ -17,6 +17,8 @@ def test_too_many_links_are_held(make_api):
     assert posted(api, "Source: https://ons.gov.uk/stats")["status"] == "published"
     held = posted(api, "See https://a.example.com and https://b.example.com and www.c.example.com")
     assert held["status"] == "pending" and any("3 links" in r for r in held["reasons"])
+    html = posted(api, '<a href="https://a.example.com/x">one</a> and <a href=\'http://b.example.pl/y\'>two</a>')
+    assert html["status"] == "pending" and any("2 links" in r for r in html["reasons"])  # links in HTML count too
 
 
 def test_hold_and_block_words_match_through_obfuscation(make_api):

@@ -199,6 +199,10 @@ def test_html_remnants_are_removed(text, expected):
         ("cheap pills at bit.ly/abc123", "xdomainbitly", True),
         ("http://tinyurl.com/xyz", "xdomaintinyurlcom", True),
         ("HTTPS://BIT.LY/Free", "xdomainbitly", True),
+        ("She loves Vena. trojmiasto.pl/Vena-Bus-Taxi-o59253.html", "xdomaintrojmiastopl", False),  # unlisted TLD, with a path
+        ('<a href="http://rover.ebay.com/rover/1?x=1">cheap</a>', "xdomainroverebaycom", False),
+        ("&lt;A HREF='https://bit.ly/3x'&gt;click&lt;/a&gt;", "xdomainbitly", True),
+        ('<a class="x" href=spam.example/offer target=_blank>deal</a>', "xdomainspamexample", False),
     ],
 )
 def test_urls_become_marker_tokens(text, domain, shortener):
@@ -207,6 +211,11 @@ def test_urls_become_marker_tokens(text, domain, shortener):
     assert domain in tokens
     assert ("xshortener" in tokens) is shortener
     assert not any("/" in t or "http" in t for t in tokens), tokens
+
+
+@pytest.mark.parametrize("text", ["and/or", "e.g. this", "rated 4.5/5", "i.e. the end.So what", "a.b", "<b>bold</b> claim", "<a name=top>here</a>"])
+def test_things_that_are_not_links_stay_words(text):
+    assert "xurl" not in normalize(text).split()
 
 
 @pytest.mark.parametrize("text", ["write to jane.doe@example.org", "Contact: JOHN_SMITH+offers@mail.example.co.uk now"])
