@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sqlalchemy.orm import Session
 
@@ -40,6 +41,18 @@ def load_service(config: dict) -> Service:
     return Service(assessor, rules_from_config(config, assessor.thresholds))
 
 
+def trust_proxies(app: Flask, hops) -> None:
+    """Behind ``hops`` reverse proxies, read the client's address, scheme and host from their X-Forwarded-* headers.
+
+    Only the rightmost ``hops`` values are trusted (each proxy appends one), so a client
+    cannot pass for another address by sending its own header. 0 trusts none.
+    """
+    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
+        raise ValueError(f"PROXY_HOPS must be the number of reverse proxies in front of the app (0 or more), not {hops!r}")
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Build the Flask app. ``config`` overrides every other configuration layer (tests use it).
 
@@ -49,6 +62,7 @@ def create_app(config: dict | None = None) -> Flask:
     settings = load_config(config)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
+    trust_proxies(app, settings["PROXY_HOPS"])
     app.json.sort_keys = False
     logs.init_app(app)  # first: request ids and redacted JSON lines for everything after
     db.init_app(app)

@@ -50,6 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SECRET_KEY", None, "Signs the review desk's session cookies. Default: a random key kept in INSTANCE_DIR/secret_key; set the same value on every host."),
     Setting("SECURE_COOKIES", True, "Send the desk's session cookie over HTTPS only (browsers also accept it on http://127.0.0.1 and localhost)."),
     Setting("FORCE_HTTPS", False, "Redirect plain-HTTP requests to HTTPS and send HSTS; leave off when a TLS proxy in front does it."),
+    Setting("PROXY_HOPS", 0, "Reverse proxies in front of the app whose X-Forwarded-For, -Proto and -Host it trusts (werkzeug's ProxyFix), "
+                             "so per-IP limits and logs see the reader's address and HTTPS; 0: trust none, the connecting address is the client."),
     Setting("SESSION_HOURS", 12, "How long a desk sign-in lasts."),
     Setting("LOGIN_MAX_FAILURES", 5, "Consecutive failed sign-ins after which an account is locked."),
     Setting("LOGIN_LOCKOUT_SECONDS", 900, "How long a locked account stays locked (an admin can unlock it sooner)."),
