@@ -324,6 +324,8 @@ def serving(app):
 def sign_in(page, base_url: str, name: str = "mia") -> None:
     """Sign in to the review desk through its form, with the keyboard only."""
     page.goto(base_url + "/moderate/queue")
+    # The form's autofocus lands after the page has loaded; keys typed before it go nowhere.
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'name'")
     page.keyboard.type(name)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
