@@ -43,3 +43,19 @@ def test_the_labels_worth_highlighting_are_those_the_reasons_name_or_the_model_f
     scores = {"spam": 0.08, "toxic": 0.7, "insult": 0.2}
     assert drivers(scores, ["spam score 0.08 is at or above the review threshold 0.05"]) == {"spam", "toxic"}
     assert drivers(scores, []) == {"toxic"}
+
+
+def test_groups_are_kept_for_the_same_texts_and_recomputed_when_any_text_changes(monkeypatch):
+    import moderation.similar as similar
+
+    similar._groups_of.cache_clear()
+    fits = []
+    real = similar.TfidfVectorizer.fit_transform
+    monkeypatch.setattr(similar.TfidfVectorizer, "fit_transform", lambda self, texts: fits.append(1) or real(self, texts))
+    texts = OTHERS[:2] + WAVE + OTHERS[2:]
+    first = group_similar(texts, 0.8)
+    first[0].append(99)  # a caller changing its answer cannot change the next caller's
+    assert group_similar(list(texts), 0.8) == [[2, 3, 4, 5, 6]] and len(fits) == 1
+    decided = texts[:3] + texts[4:]  # one comment of the wave decided: a new set of held texts
+    assert group_similar(decided, 0.8) == [[2, 3, 4, 5]] and len(fits) == 2
+    assert group_similar(texts, 0.7) == [[2, 3, 4, 5, 6]] and len(fits) == 3  # another threshold
