@@ -138,7 +138,7 @@ def audit_entry_schema() -> dict:
                                   "erase: a reader's personal data was erased (POST /api/v1/erasures), the status unchanged."},
         "reason": nullable({"type": "string", "enum": list(REASONS),
                             "description": "null for the model's entry and for approvals without a reason."}),
-        "note": nullable({"type": "string", "description": "The moderator's note, or the model's reasons joined by '; '."}),
+        "note": nullable({"type": "string", "description": "The moderator's note (email addresses masked as j***@example.org), or the model's reasons joined by '; '."}),
         "previous_status": nullable({"type": "string", "enum": list(STATUSES), "description": "null for the intake entry."}),
         "new_status": {"type": "string", "enum": list(STATUSES)},
         "scores": ref("schemas", "Scores"),

@@ -18,6 +18,7 @@ from sqlalchemy import JSON, DateTime, and_, bindparam, delete, exc, exists, fun
 from sqlalchemy.orm import Session, aliased
 
 from moderation import metrics, webhooks
+from moderation.logs import mask_emails
 from moderation.policy import History
 from moderation.schema import PENDING, PUBLISHED, REJECTED, ApiKey, AuditEntry, Ban, Comment, DeskSession, utcnow
 
@@ -255,8 +256,8 @@ def decide(session: Session, comment_id: int, *, actor: str, action: str, reason
         raise Conflict(comment)
     comment = session.get(Comment, comment_id)
     session.refresh(comment)
-    session.add(AuditEntry(
-        comment_id=comment_id, actor=actor, action=action, reason=reason, note=note, previous_status=expected_status,
+    session.add(AuditEntry(  # the log is append-only, so a reader's address typed in a note could never be erased
+        comment_id=comment_id, actor=actor, action=action, reason=reason, note=note and mask_emails(note), previous_status=expected_status,
         new_status=new_status, scores=comment.scores, model_version=comment.model_version, created_at=now,
     ))
     enqueue_events(session, comment.id, comment.site, new_status, webhooks.event_for(new_status, by_person=True), now)
