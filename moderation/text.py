@@ -38,18 +38,23 @@ _BARE_TLDS = (
     "live|link|click|app|tk|ml|ga|cf|gq|uk|de|fr|in|us|ca|au|tv|store|pro|win|bid|vip"
 )
 _SCHEME_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']{1,2000}", re.IGNORECASE)
-# A bare link ends in one of those, or in any other top-level domain when a path follows
-# ("trojmiasto.pl/bus-taxi.html"): a name, a dot, letters and a slash is a link whatever its TLD.
+# A bare link ends in one of those ("example.com", "bit.ly/x"), or, when a path follows that
+# looks like one, in any two-letter country domain ("trojmiasto.pl/bus-taxi.html",
+# "shop.example.pl/x"): a name of three or more characters, and a path holding a digit, one of
+# - _ . = ? & % / or a second dot in the host. "yes.No/maybe", "Node.js/Express" or
+# "Mr.Smith/Jones" stay words. (The classes are possessive or complementary: linear time.)
 _BARE_URL = re.compile(
-    r"\b[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63}){0,3}\."
-    r"(?:(?:" + _BARE_TLDS + r")\b(?:/[^\s<>\"']{0,2000})?|[a-z]{2,24}/[^\s<>\"']{0,2000})",
+    r"\b[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63}){0,3}\.(?:" + _BARE_TLDS + r")\b(?:/[^\s<>\"']{0,2000})?"
+    r"|\b[a-z0-9][a-z0-9-]{2,62}+(?:(?:\.[a-z0-9-]{1,63}+){1,3}\.[a-z]{2}/"
+    r"|\.[a-z]{2}/(?=[^\s<>\"'\-_.=?&%/0-9]*+[\-_.=?&%/0-9]))[^\s<>\"']{0,2000}+",
     re.IGNORECASE,
 )
 # Cheap pre-check: searching for ".com" etc. is far faster than trying a domain at every word.
-_TLD_HINT = re.compile(r"\.(?:(?:" + _BARE_TLDS + r")\b|[a-z]{2,24}/)", re.IGNORECASE)
+_TLD_HINT = re.compile(r"\.(?:(?:" + _BARE_TLDS + r")\b|[a-z]{2}/)", re.IGNORECASE)
 # An HTML link keeps its address when tags are stripped: <a href="http://x.example/">buy</a>
 # is a link (for the model and for the rules' link count), not just the word "buy".
-_HREF = re.compile(r"<\s{0,5}a\b[^<>]{0,300}?\bhref\s{0,5}=\s{0,5}[\"']?\s{0,5}([^\"'\s<>]{1,2000})[^<>]{0,300}>", re.IGNORECASE)
+# Possessive after the address: without them an anchor with no ">" was retried at every length.
+_HREF = re.compile(r"<\s{0,5}a\b[^<>]{0,300}?\bhref\s{0,5}=\s{0,5}[\"']?\s{0,5}([^\"'\s<>]{1,2000}+)[^<>]{0,300}+>", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,4}\b")
 # Seven or more digits, optionally split by spaces, dots, dashes or brackets: phone numbers.
 _PHONE = re.compile(r"(?<!\w)\+?(?:\d[\s().-]{0,2}){6,14}\d(?!\w)")

@@ -72,6 +72,8 @@ PATHOLOGICAL = {
     "leet run": "a1" * 300_000,
     "html entities": "&amp;" * 200_000,
     "tags": "<b>" * 300_000,
+    "anchors that never close": ("<a " + "href=" * 59 + "x" * 2300) * 400,
+    "dotted names before slashes": "abc." * 250_000 + "de/x",
 }
 
 

@@ -202,7 +202,8 @@ def test_html_remnants_are_removed(text, expected):
         ("She loves Vena. trojmiasto.pl/Vena-Bus-Taxi-o59253.html", "xdomaintrojmiastopl", False),  # unlisted TLD, with a path
         ('<a href="http://rover.ebay.com/rover/1?x=1">cheap</a>', "xdomainroverebaycom", False),
         ("&lt;A HREF='https://bit.ly/3x'&gt;click&lt;/a&gt;", "xdomainbitly", True),
-        ('<a class="x" href=spam.example/offer target=_blank>deal</a>', "xdomainspamexample", False),
+        ('<a class="x" href=spam.example.com/offer target=_blank>deal</a>', "xdomainspamexamplecom", False),
+        ("cheap rooms at casino.example.pl/x", "xdomaincasinoexamplepl", False),
     ],
 )
 def test_urls_become_marker_tokens(text, domain, shortener):
@@ -213,7 +214,9 @@ def test_urls_become_marker_tokens(text, domain, shortener):
     assert not any("/" in t or "http" in t for t in tokens), tokens
 
 
-@pytest.mark.parametrize("text", ["and/or", "e.g. this", "rated 4.5/5", "i.e. the end.So what", "a.b", "<b>bold</b> claim", "<a name=top>here</a>"])
+@pytest.mark.parametrize("text", ["and/or", "e.g. this", "rated 4.5/5", "i.e. the end.So what", "a.b", "<b>bold</b> claim", "<a name=top>here</a>",
+                                  "Node.js/Express", "Vue.js/React", "B.Sc/M.Sc", "the end.And/or maybe", "It was great.Really/truly",
+                                  "yes.No/maybe", "Mr.Smith/Jones", "St.Paul/Minneapolis", "Ft.Worth/Dallas", "Jan.Feb/March", "page.html/"])
 def test_things_that_are_not_links_stay_words(text):
     assert "xurl" not in normalize(text).split()
 
