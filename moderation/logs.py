@@ -35,7 +35,9 @@ _SECRETS = [
     (re.compile(r"""(pass(?:word|wd)?["']?\s*[:=]\s*)(?:"[^"]*"|'[^']*'|[^"'&\s,;}]+)""", re.IGNORECASE), r"\1***"),
     (re.compile(r"""((?:api_key|key|secret|token)["']?\s*[:=]\s*["']?)(?!\*\*\*)[^"'&\s,;}]{8,}""", re.IGNORECASE), r"\1***"),
 ]
-_EMAIL = re.compile(r"([A-Za-z0-9!#$%&'*+/=?^_`{|}~-])[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{0,63}@([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+)")
+# Any address the API accepts (anything without spaces around one "@": "zoë@bücher.de",
+# "ana@localhost", "x@[192.0.2.1]"), minus the quoting and punctuation it sits between in a log line.
+_EMAIL = re.compile(r"""([^\s@<>()\[\]"',;:])[^\s@<>()\[\]"',;:]{0,63}+@([^\s@<>()"',;]{1,255}+)""")
 # What every pattern above needs in an ASCII line, lower-cased: a line with none of it (most
 # access lines) is returned as it is, after a few substring tests instead of five passes
 # (0.1 ms per line). Lines with other characters always take the five passes (case-insensitive

@@ -604,5 +604,5 @@ def audit_notes_mentioning(session: Session, address: str) -> int:
 
 def add_audit_note(session: Session, comment: Comment, *, actor: str, action: str, note: str) -> None:
     """An audit entry that records something other than a status change (no commit)."""
-    session.add(AuditEntry(comment_id=comment.id, actor=actor, action=action, reason=None, note=note, previous_status=comment.status,
+    session.add(AuditEntry(comment_id=comment.id, actor=actor, action=action, reason=None, note=mask_emails(note), previous_status=comment.status,
                            new_status=comment.status, scores=comment.scores, model_version=comment.model_version, created_at=utcnow()))

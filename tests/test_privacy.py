@@ -113,11 +113,23 @@ def test_a_moderators_note_never_keeps_a_readers_address_so_erasure_leaves_no_tr
     assert traces(api, ADDRESS) == []
 
 
+@pytest.mark.parametrize("address,masked", [("jörg.müller@bücher.de", "j***@bücher.de"), ("zoë@example.org", "z***@example.org"),
+                                            ("ana@localhost", "a***@localhost"), ("x@[192.0.2.1]", "x***@[192.0.2.1]"),
+                                            ("joão@exemplo.pt", "j***@exemplo.pt")])
+def test_every_address_the_api_accepts_is_masked_in_notes(api, address, masked):
+    comment_id = post(api, "A remark about parking.", address)
+    assert api.decide(comment_id, "approve", note=f"same reader as {address}, see ticket").status_code == 200
+    with session_of(api) as session:
+        assert f"same reader as {masked}, see ticket" in [entry.note for entry in store.history_of(session, comment_id)]
+
+
 def test_audit_notes_written_before_masking_are_counted_not_changed(api):
     comment_id = post(api, "A remark about parking.", ADDRESS)
     note = f"reader {ADDRESS} phoned the desk"
-    with session_of(api) as session:  # as a note written by an earlier version would be
-        store.add_audit_note(session, session.get(store.Comment, comment_id), actor="mia", action="note", note=note)
+    with session_of(api) as session:  # as a note written by an earlier version would be, unmasked
+        comment = session.get(Comment, comment_id)
+        session.add(AuditEntry(comment_id=comment_id, actor="mia", action="note", reason=None, note=note, previous_status=comment.status,
+                                     new_status=comment.status, scores=comment.scores, model_version=comment.model_version, created_at=utcnow()))
         session.commit()
     answer = erase_call(api, admin_key(api), {"email": ADDRESS.lower()}).get_json()
     assert answer["audit_notes_mentioning"] == 1 and answer["comments"] == 1
