@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from scipy import sparse
 
-from moderation.features import pack_ngram, packed_char_ngrams, words
+from moderation.features import cache_short, pack_ngram, packed_char_ngrams, words
 from moderation.text import may_merge_letters, normalize, word_spans
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ class BatchScorer:
             order = np.argsort(keys)
             self.char_keys = keys[order]
             self.char_key_columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=keys.size)[order]
-        self._span_parts = functools.lru_cache(maxsize=cache_size)(self._span_parts_uncached)
+        self._span_parts = cache_short(self._span_parts_uncached, cache_size)
 
     @staticmethod
     def _span_parts_uncached(span: str) -> tuple[list[str], list[str]]:

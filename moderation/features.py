@@ -47,16 +47,36 @@ def word_ngrams(normalized: str) -> list[str]:
     return grams
 
 
-@functools.lru_cache(maxsize=1 << 17)
-def char_ngrams_of_word(word: str) -> tuple[str, ...]:
-    """Return the 2- to 5-character n-grams of one word, padded with spaces at both ends.
+LONGEST_CACHED = 64  # characters: longer words and spans are computed afresh every time
 
-    Cached: words follow Zipf's law, so most calls are repeats and this is the hot loop.
+
+def cache_short(function, maxsize: int):
+    """``function`` of one string, with an LRU cache for arguments of at most `LONGEST_CACHED` characters.
+
+    Words and short spans follow Zipf's law: most calls are repeats, worth keeping. A long
+    argument is rare, and keeping what it yields could hold megabytes per entry (a
+    10,000-character token has 40,000 n-grams), so a stream of long unique comments
+    could fill a worker's memory.
     """
+    cached = functools.lru_cache(maxsize=maxsize)(function)
+
+    @functools.wraps(function)
+    def call(key: str):
+        return cached(key) if len(key) <= LONGEST_CACHED else function(key)
+
+    call.cache_clear = cached.cache_clear
+    return call
+
+
+def _char_ngrams_of_word(word: str) -> tuple[str, ...]:
+    """Return the 2- to 5-character n-grams of one word, padded with spaces at both ends."""
     padded = f" {word} "
     low, high = CHAR_NGRAMS
     size = len(padded)
     return tuple([padded[i : i + n] for n in range(low, min(high, size) + 1) for i in range(size - n + 1)])
+
+
+char_ngrams_of_word = cache_short(_char_ngrams_of_word, maxsize=1 << 17)  # the hot loop of training and scoring
 
 
 def pack_ngram(gram: str) -> int:
@@ -202,7 +222,7 @@ class HashedCounter:
     def __init__(self, n_features: int = HASH_FEATURES, cache_size: int = 1 << 17):
         self.vocabulary = HashedVocabulary(n_features)
         self._column = functools.lru_cache(maxsize=cache_size)(self.vocabulary.get)
-        self._token_columns = functools.lru_cache(maxsize=cache_size)(self._token_columns_uncached)
+        self._token_columns = cache_short(self._token_columns_uncached, cache_size)
 
     def _token_columns_uncached(self, token: str) -> np.ndarray:
         return np.fromiter(map(self.vocabulary.get, char_ngrams_of_word(token)), dtype=np.int64)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moderation.batch import BatchScorer
-from moderation.features import HashedVocabulary, char_ngrams_of_word, words
+from moderation.features import HashedVocabulary, cache_short, char_ngrams_of_word, words
 from moderation.text import Span, normalize, word_spans
 from moderation.weights import sigmoid
 
@@ -78,9 +78,9 @@ class FastScorer:
         self.char_weights = np.ascontiguousarray(coef[:, n_words:].T)
         self.intercept = np.asarray(weights.intercept, dtype=np.float64)
         self.calibration = np.asarray(weights.calibration, dtype=np.float64)
-        self._token = functools.lru_cache(maxsize=cache_size)(self._token_uncached)
-        self._span_normalized = functools.lru_cache(maxsize=cache_size)(normalize)
-        self._span_features = functools.lru_cache(maxsize=cache_size)(self._span_features_uncached)
+        self._token = cache_short(self._token_uncached, cache_size)
+        self._span_normalized = cache_short(normalize, cache_size)
+        self._span_features = cache_short(self._span_features_uncached, cache_size)
 
     @staticmethod
     def _columns(grams, vocabulary) -> np.ndarray:

@@ -122,3 +122,13 @@ def test_packed_char_ngrams_are_the_char_ngrams_of_each_token(tokens):
     for i, token in enumerate(tokens):
         assert Counter(keys[owners == i].tolist()) == Counter(map(pack_ngram, char_ngrams_of_word(token)))
     assert owners.size == sum(len(char_ngrams_of_word(t)) for t in tokens)
+
+
+def test_only_short_words_and_spans_are_kept_in_the_caches():
+    from moderation.features import LONGEST_CACHED, cache_short
+
+    calls = []
+    lengths = cache_short(lambda text: calls.append(text) or len(text), maxsize=8)
+    short, long = "w" * LONGEST_CACHED, "w" * (LONGEST_CACHED + 1)
+    assert [lengths(short), lengths(short), lengths(long), lengths(long)] == [len(short), len(short), len(long), len(long)]
+    assert calls == [short, long, long]  # a long argument could hold megabytes per entry: computed afresh each time
