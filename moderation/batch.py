@@ -11,7 +11,6 @@ those is row-local, so a comment gets the same numbers in any batch; they equal
 
 from __future__ import annotations
 
-import functools
 import itertools
 from typing import TYPE_CHECKING, NamedTuple
 
