@@ -48,7 +48,7 @@ def test_the_labels_worth_highlighting_are_those_the_reasons_name_or_the_model_f
 def test_groups_are_kept_for_the_same_texts_and_recomputed_when_any_text_changes(monkeypatch):
     import moderation.similar as similar
 
-    similar._groups_of.cache_clear()
+    similar.forget_groups()
     fits = []
     real = similar.TfidfVectorizer.fit_transform
     monkeypatch.setattr(similar.TfidfVectorizer, "fit_transform", lambda self, texts: fits.append(1) or real(self, texts))
@@ -59,3 +59,4 @@ def test_groups_are_kept_for_the_same_texts_and_recomputed_when_any_text_changes
     decided = texts[:3] + texts[4:]  # one comment of the wave decided: a new set of held texts
     assert group_similar(decided, 0.8) == [[2, 3, 4, 5]] and len(fits) == 2
     assert group_similar(texts, 0.7) == [[2, 3, 4, 5, 6]] and len(fits) == 3  # another threshold
+    assert group_similar(["ab", "c"], 0.8) == [] and group_similar(["a", "bc"], 0.8) == [] and len(fits) == 5  # no key collision
