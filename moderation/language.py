@@ -31,6 +31,24 @@ _ENGLISH_WORDS = frozenset("""
     without through while since already though whoever whatever something nothing anything everyone someone him said got
     didn doesn isn wasn aren couldn wouldn shouldn
 """.split())  # the last line: what "didn't", "isn't"... leave before the apostrophe
+# Common words of other languages written in ASCII letters (accents typed or not). One of them
+# anywhere sends the text to the identifier: English words in a Tagalog, Spanish or Indonesian
+# sentence ("Sana ayusin na nila yung kalsada, because the people are suffering") are not English
+# text. A word here that English also uses ("die", "con") only costs the shortcut, never a decision.
+_OTHER_LANGUAGES_WORDS = frozenset("""
+    ang ng mga sa na nila yung dito ako ikaw siya hindi lang naman po kasi talaga ito iyan natin kami
+    que los las por pero como una del para muy esta porque tiene todo tambien eso ese esto hay
+    les des est pas une pour dans avec qui sur mais tres cette sont vous nous sans etre aussi
+    und der die das ist nicht ein eine ich sie mit auf auch aber wir dass sich wie noch nur
+    het een niet maar voor zijn ook dat wat heb
+    nao uma com mas voce muito isso sao voces
+    che non della sono questo anche perche molto sempre
+    yang dan ini itu tidak dengan untuk ada saya aku kamu
+    nie jest sie ale jak tak czy
+    och att det som inte jag og ikke
+    bir ve bu icin degil
+    dey wetin abeg sabi wahala
+""".split())
 _NON_ASCII_LETTER = re.compile(r"[^\W\d_a-zA-Z]")
 _WORDS = re.compile(r"[a-z]+")
 
@@ -47,6 +65,8 @@ def plainly_english(text: str) -> bool:
     if not text.isascii() and _NON_ASCII_LETTER.search(text):
         return False
     words = _WORDS.findall(text.lower())
+    if not _OTHER_LANGUAGES_WORDS.isdisjoint(words):
+        return False
     english = sum(word in _ENGLISH_WORDS for word in words)
     return english >= ENGLISH_MIN_WORDS and english >= ENGLISH_MIN_SHARE * len(words)
 

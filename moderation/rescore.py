@@ -32,12 +32,12 @@ class Rescored:
     skipped: int = 0  # decided by a person while we worked
 
 
-def _facts(session: Session, comment: Comment, normalized: str):
+def _facts(session: Session, comment: Comment, normalized: str, languages):
     """What the rules know about a held comment now: its language, whether its author is banned, their record.
 
     A duplicate was rejected at intake, so no pending comment is one.
     """
-    detected, confidence = language.detect(comment.text)
+    detected, confidence = language.detect(comment.text, languages)  # as intake does: the same answer for the same text
     _, banned, history = store.author_facts(session, comment.text_hash, comment.author_email, comment.author_ip, timedelta(0))
     facts = Facts(normalized=normalized, section=comment.article_section, language=detected, language_confidence=confidence, banned=banned)
     return facts, history
@@ -58,7 +58,7 @@ def rescore_pending(session: Session, assessor: Assessor, rules: Rules, *, dry_r
             result.seen += 1
             normalized = normalize(comment.text)
             assessed = assessor.assess(comment.text, normalized=normalized)
-            decision = evaluate(assessed["scores"], *_facts(session, comment, normalized), rules)
+            decision = evaluate(assessed["scores"], *_facts(session, comment, normalized, rules.languages), rules)
             result.outcomes[decision.action] += 1
             if dry_run:
                 continue

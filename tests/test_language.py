@@ -89,6 +89,8 @@ MIXED = [  # another language quoting English, and English words in another lang
     ("de", "Der Minister sagte wörtlich „we will see what the people think“, aber das ist doch keine Antwort auf unsere Fragen."),
     ("fr", "Le slogan « make it happen » ne veut rien dire quand les trains ne circulent pas depuis trois semaines."),
     ("es", "El alcalde dijo que the project is on track, pero los vecinos seguimos sin agua caliente desde hace un mes."),
+    ("tl", "Sana ayusin na nila yung kalsada, because the people are suffering every day dito sa amin."),  # 5 of 16 words English
+    ("id", "Jalan di depan rumah saya rusak, and the council has done nothing about it since last year, tidak ada yang peduli."),
 ]
 ENGLISH = [
     "I think this is the best article I have read about the budget.",
