@@ -18,7 +18,7 @@ import numpy as np
 from scipy import sparse
 
 from moderation.features import cache_short, pack_ngram, packed_char_ngrams, words
-from moderation.text import may_merge_letters, normalize, word_spans
+from moderation.text import may_merge_spans, normalize, word_spans
 
 if TYPE_CHECKING:
     from moderation.scorer import FastScorer
@@ -118,7 +118,7 @@ def split_spans(texts: list[str]) -> Spans:
 
     Most comments split on white space alone: their spans are ``text.split()``, and the
     offsets come from one vectorised pass over the batch's code points. Only the few
-    with spaced single letters go through `word_spans` itself.
+    with spaced single letters or spaced phone numbers go through `word_spans` itself.
     """
     pieces = list(map(str.split, texts))
     owner = np.repeat(np.arange(len(texts)), np.fromiter(map(len, pieces), dtype=np.int64, count=len(texts)))
@@ -127,12 +127,12 @@ def split_spans(texts: list[str]) -> Spans:
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1  # each text and the space after it
     base = (np.cumsum(lengths) - lengths)[owner]
     spans = Spans(list(itertools.chain.from_iterable(pieces)), owner, np.flatnonzero(edges < 0) - base, np.flatnonzero(edges > 0) - base)
-    merging = [i for i, text in enumerate(texts) if may_merge_letters(text)]
-    return _with_letters_merged(spans, texts, merging) if merging else spans
+    merging = [i for i, text in enumerate(texts) if may_merge_spans(text)]
+    return _with_spans_merged(spans, texts, merging) if merging else spans
 
 
-def _with_letters_merged(spans: Spans, texts: list[str], merging: list[int]) -> Spans:
-    """Replace the spans of the comments in ``merging`` (ascending) with `word_spans`' (spaced letters joined).
+def _with_spans_merged(spans: Spans, texts: list[str], merging: list[int]) -> Spans:
+    """Replace the spans of the comments in ``merging`` (ascending) with `word_spans`' (spaced letters and phone numbers joined).
 
     The spans between those comments are kept as slices: one copy, whatever the batch.
     """

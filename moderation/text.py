@@ -225,21 +225,49 @@ def word_spans(text: str) -> list[Span]:
     """Split raw text into the spans that explanations point at.
 
     A run of spaced single letters ("f u c k") is one span, since `normalize` joins it
-    into one word; everything else is split on white space.
+    into one word, and so is a phone number written with spaces ("0800 123 4567"), which
+    `normalize` turns into one ``xphone``; everything else is split on white space.
     """
     spans = [Span(match.start(), match.end(), match.group(0)) for match in _NON_SPACE.finditer(text)]
-    if not may_merge_letters(text):
+    if not may_merge_spans(text):
         return spans
-    return _merge_spaced_letters(text, spans)
+    return _merge_phone_numbers(text, _merge_spaced_letters(text, spans))
 
 
-def may_merge_letters(text: str) -> bool:
-    """Whether `word_spans` may join spaced letters in ``text``.
+def may_merge_spans(text: str) -> bool:
+    """Whether `word_spans` may join spaced letters or a spaced phone number in ``text``.
 
     When not, its spans are exactly ``text.split()`` (``\\S+`` and `str.split` agree on
     white space), which lets the batch path split many comments without a `Span` each.
     """
-    return _SPACED_RUN_HINT.search(text) is not None
+    return _SPACED_RUN_HINT.search(text) is not None or _DIGITS_ACROSS_SPACE.search(text) is not None
+
+
+# Two digits with white space (and at most a bracket, dot or dash on each side) between them:
+# what every phone number spread over several spans contains.
+_DIGITS_ACROSS_SPACE = re.compile(r"\d[().-]?\s{1,2}[().-]?\d")
+
+
+def _merge_phone_numbers(text: str, spans: list[Span]) -> list[Span]:
+    """Join the spans that one phone number (`_PHONE`, as `normalize` finds it) is spread over."""
+    phones = [match.span() for match in _PHONE.finditer(text) if any(c.isspace() for c in match.group(0))]
+    if not phones:
+        return spans
+    merged: list[Span] = []
+    i = 0
+    for start, end in phones:
+        while i < len(spans) and spans[i].end <= start:
+            merged.append(spans[i])
+            i += 1
+        first = i
+        while i < len(spans) and spans[i].start < end:
+            i += 1
+        if i - first > 1:
+            merged.append(Span(spans[first].start, spans[i - 1].end, text[spans[first].start : spans[i - 1].end]))
+        else:
+            merged.extend(spans[first:i])
+    merged.extend(spans[i:])
+    return merged
 
 
 _SPACED_GAP = re.compile(r"[ ]{1,3}")

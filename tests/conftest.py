@@ -24,6 +24,7 @@ AWKWARD_TEXTS = [
     "WOW WHAT A GOAL",
     "Привет, как дела?",
     "<br />&amp; <script>alert(1)</script>",
+    "Cheap loans, call 0800 123 4567 today or text +44 7700 900123",
 ]
 
 PUBLIC_SETS = ("youtube_spam", "sms_spam", "impermium_insults", "davidson_hate_offensive", "olid_offenseval2019", "jigsaw_toxic_binary_sample")

@@ -396,3 +396,16 @@ def test_the_shortcut_past_merging_never_changes_the_spans(text):
 
     raw = [Span(m.start(), m.end(), m.group(0)) for m in _NON_SPACE.finditer(text)]
     assert word_spans(text) == _merge_spaced_letters(text, raw)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("call 0800 123 4567 today", ["call", "0800 123 4567", "today"]),
+    ("txt +44 7700 900123 now", ["txt", "+44 7700 900123", "now"]),
+    ("ring (020) 7946-0958.", ["ring", "(020) 7946-0958."]),
+    ("call 08001234567 today", ["call", "08001234567", "today"]),
+    ("scores 3 2 1 and 10 20", ["scores", "3", "2", "1", "and", "10", "20"]),  # too few digits for a phone
+])
+def test_a_phone_number_written_with_spaces_is_one_span(text, expected):
+    spans = word_spans(text)
+    assert [s.text for s in spans] == expected
+    assert all(text[s.start : s.end] == s.text for s in spans)
