@@ -91,9 +91,8 @@ def embed(texts: list[str], python: str, pca_dims: int, workdir: Path) -> tuple[
 
 def logits(model, label: str, texts: list[str]) -> np.ndarray:
     """Our model's raw log-odds for one label (before Platt scaling, which stacking redoes)."""
-    features, linear = model.pipeline.named_steps["features"], model.pipeline.named_steps["labels"]
-    column = model.labels.index(label)
-    return np.asarray(features.transform(texts) @ linear.coef[column]).ravel() + linear.intercept[column]
+    features = model.pipeline.named_steps["features"].transform(texts)
+    return model.pipeline.named_steps["labels"].decision_function(features)[:, model.labels.index(label)]
 
 
 def compare(fitting, calibration, scored, label: str, vectors_of) -> dict:

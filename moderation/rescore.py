@@ -10,6 +10,7 @@ left alone (the same conditional update as every decision).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from datetime import timedelta
 from dataclasses import dataclass, field
 
@@ -32,7 +33,7 @@ class Rescored:
     skipped: int = 0  # decided by a person while we worked
 
 
-def _facts(session: Session, comment: Comment, normalized: str, languages):
+def _facts(session: Session, comment: Comment, normalized: str, languages: Collection[str]):
     """What the rules know about a held comment now: its language, whether its author is banned, their record.
 
     A duplicate was rejected at intake, so no pending comment is one.

@@ -79,8 +79,7 @@ class FastScorer:
         self.intercept = np.asarray(weights.intercept, dtype=np.float64)
         self.calibration = np.asarray(weights.calibration, dtype=np.float64)
         self._token = cache_short(self._token_uncached, cache_size)
-        self._span_normalized = cache_short(normalize, cache_size)
-        self._span_features = cache_short(self._span_features_uncached, cache_size)
+        self._span_features = cache_short(lambda span: self._joined(normalize(span)), cache_size)  # spans repeat too
 
     @staticmethod
     def _columns(grams, vocabulary) -> np.ndarray:
@@ -93,16 +92,23 @@ class FastScorer:
         token_words = tuple(words(token))
         return _Token(token_words, self._columns(token_words, self.word_vocabulary), self._columns(char_ngrams_of_word(token), self.char_vocabulary))
 
-    def _bigram_columns(self, sequence: list[str]) -> np.ndarray:
+    def _bigram_columns(self, sequence: tuple[str, ...]) -> np.ndarray:
         return self._columns((f"{a} {b}" for a, b in zip(sequence, sequence[1:])), self.word_vocabulary)
+
+    def _joined(self, normalized: str) -> _Token:
+        """The words, word columns and char columns of every token of normalised text, in order."""
+        tokens = [self._token(t) for t in normalized.split()]
+        if len(tokens) == 1:
+            return tokens[0]
+        if not tokens:
+            return _Token((), _EMPTY, _EMPTY)
+        return _Token(tuple(w for t in tokens for w in t.words),
+                      np.concatenate([t.word_columns for t in tokens]), np.concatenate([t.char_columns for t in tokens]))
 
     def _comment_columns(self, normalized: str) -> tuple[np.ndarray, np.ndarray]:
         """Return one comment's word and char feature columns, repeats kept (they are the counts)."""
-        tokens = [self._token(t) for t in normalized.split()]
-        sequence = [w for token in tokens for w in token.words]
-        word_columns = np.concatenate([t.word_columns for t in tokens] + [self._bigram_columns(sequence)])
-        char_columns = np.concatenate([t.char_columns for t in tokens]) if tokens else _EMPTY
-        return word_columns, char_columns
+        joined = self._joined(normalized)
+        return np.concatenate([joined.word_columns, self._bigram_columns(joined.words)]), joined.char_columns
 
     def _vectors(self, normalized: str) -> tuple[_Block, _Block]:
         word_columns, char_columns = self._comment_columns(normalized)
@@ -123,15 +129,6 @@ class FastScorer:
         """Return ``{label: calibrated probability}`` for one comment."""
         logits = self._logits(*self._vectors(normalize(text)))
         return dict(zip(self.labels, self.probabilities(logits).tolist()))
-
-    def _span_features_uncached(self, text: str) -> _Token:
-        """One span's words and its word and char columns (as `_Token`, for the whole span); spans repeat too."""
-        tokens = [self._token(t) for t in self._span_normalized(text).split()]
-        if len(tokens) == 1:
-            return tokens[0]
-        return _Token(tuple(w for t in tokens for w in t.words),
-                      np.concatenate([t.word_columns for t in tokens]) if tokens else _EMPTY,
-                      np.concatenate([t.char_columns for t in tokens]) if tokens else _EMPTY)
 
     def _span_contributions(self, spans: list[Span], word_block: _Block, char_block: _Block) -> np.ndarray:
         """Return each span's share of each label's log-odds, shape (n_spans, n_labels).
@@ -159,7 +156,7 @@ class FastScorer:
         values = np.hstack([self.word_weights[word_cols].T * word_share, self.char_weights[char_cols].T * char_block.share(char_cols)])
         owners = np.concatenate([word_owner, char_owner]).astype(np.int64)
         # Sum each label's occurrence shares per span (bincount is many times faster than np.add.at).
-        return np.column_stack([np.bincount(owners, weights=row, minlength=n_spans) for row in values]) if values.size else np.zeros((n_spans, len(self.labels)))
+        return np.column_stack([np.bincount(owners, weights=row, minlength=n_spans) for row in values])
 
     @functools.cached_property
     def batch(self) -> BatchScorer:

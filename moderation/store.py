@@ -125,7 +125,8 @@ class _OnCursor:
             self._by_dialect[key] = (str(compiled), list(compiled.positiontup) if compiled.positional else None, processors)
         return self._by_dialect[key]
 
-    def fetchone(self, session: Session, params: dict) -> tuple | None:
+    def execute(self, session: Session, params: dict) -> tuple | None:
+        """Run the statement; return its first row when it returns one (else None)."""
         connection = session.connection()
         dialect = connection.dialect
         sql, positions, processors = self._compiled(dialect)
@@ -198,7 +199,7 @@ def intake_facts(session: Session, *, site: str, external_id: str | None, parent
     binds = {"site": site, "external_id": external_id, "parent_id": parent_id}
     if who != "none":
         binds |= _author_binds(digest, email, ip, window)
-    row = _INTAKE_FACTS_ON_CURSOR[who].fetchone(session, binds)
+    row = _INTAKE_FACTS_ON_CURSOR[who].execute(session, binds)
     if who == "none":
         return IntakeFacts(existing_id=row[0], parent_found=bool(row[1]))
     existing_id, parent_found, duplicate, banned, approved, rejected = row
@@ -226,12 +227,12 @@ def add_comment(session: Session, values: dict, *, actor: str = "model") -> Stor
     event = webhooks.event_for(values["status"], by_person=False)
     outbox = {"event": event, "event_pattern": f"%,{event},%"}
     if session.connection().dialect.name == "postgresql":
-        comment_id = _INSERT_COMMENT_AND_AUDIT_ON_CURSOR.fetchone(session, {**values, **audit, **outbox})[0]
+        comment_id = _INSERT_COMMENT_AND_AUDIT_ON_CURSOR.execute(session, {**values, **audit, **outbox})[0]
     else:
-        comment_id = _INSERT_COMMENT_ON_CURSOR.fetchone(session, values)[0]
-        _INSERT_AUDIT_ON_CURSOR.fetchone(session, {**audit, "comment_id": comment_id, "scores": values["scores"],
+        comment_id = _INSERT_COMMENT_ON_CURSOR.execute(session, values)[0]
+        _INSERT_AUDIT_ON_CURSOR.execute(session, {**audit, "comment_id": comment_id, "scores": values["scores"],
                                                    "model_version": values["model_version"], "created_at": now})
-        _ENQUEUE_ON_CURSOR.fetchone(session, {**outbox, "comment_id": comment_id, "new_status": values["status"], "created_at": now, "site": values["site"]})
+        _ENQUEUE_ON_CURSOR.execute(session, {**outbox, "comment_id": comment_id, "new_status": values["status"], "created_at": now, "site": values["site"]})
     session.commit()
     return StoredComment(id=comment_id, purged_at=None, **values)
 

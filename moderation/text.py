@@ -250,12 +250,9 @@ _DIGITS_ACROSS_SPACE = re.compile(r"\d[().-]?\s{1,2}[().-]?\d")
 
 def _merge_phone_numbers(text: str, spans: list[Span]) -> list[Span]:
     """Join the spans that one phone number (`_PHONE`, as `normalize` finds it) is spread over."""
-    phones = [match.span() for match in _PHONE.finditer(text) if any(c.isspace() for c in match.group(0))]
-    if not phones:
-        return spans
     merged: list[Span] = []
     i = 0
-    for start, end in phones:
+    for start, end in (match.span() for match in _PHONE.finditer(text)):
         while i < len(spans) and spans[i].end <= start:
             merged.append(spans[i])
             i += 1
