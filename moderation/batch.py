@@ -234,35 +234,59 @@ class BatchScorer:
         owner = np.repeat(np.arange(len(tokens)), [c.size for c in columns])
         return owner, np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
 
-    def _char_counts(self, *row_sets: list[list[str]]) -> list[sparse.csr_matrix]:
-        """Char n-gram counts (rows x char features) for each list of token rows given.
-
-        Each distinct token's n-grams are computed and looked up once for all rows.
-        """
+    @staticmethod
+    def _token_incidence(*row_sets: list[list[str]]) -> tuple[list[str], list[sparse.csr_matrix]]:
+        """The distinct tokens of all rows, and for each list of token rows its (rows x distinct tokens) counts."""
         indptrs = [_indptr(rows) for rows in row_sets]
         distinct, ids = _distinct(list(itertools.chain.from_iterable(itertools.chain.from_iterable(row_sets))))
-        owner, columns = (self._hashed_char_columns if self.scorer.hashed else self._known_char_columns)(distinct)
-        table = _csr(owner, columns, np.ones(owner.size), (len(distinct), self.scorer.char_idf.size))
-        counts, start = [], 0
+        matrices, start = [], 0
         for indptr in indptrs:
             part = ids[start : start + indptr[-1]]
             start += indptr[-1]
-            matrix = sparse.csr_matrix((np.ones(part.size), part, indptr), shape=(indptr.size - 1, len(distinct))) @ table
+            matrices.append(sparse.csr_matrix((np.ones(part.size), part, indptr), shape=(indptr.size - 1, len(distinct))))
+        return distinct, matrices
+
+    def _char_counts(self, distinct: list[str], incidences: list[sparse.csr_matrix]) -> list[sparse.csr_matrix]:
+        """Char n-gram counts (rows x char features) of each token incidence matrix (`_token_incidence`).
+
+        Each distinct token's n-grams are computed and looked up once for all rows.
+        """
+        owner, columns = (self._hashed_char_columns if self.scorer.hashed else self._known_char_columns)(distinct)
+        table = _csr(owner, columns, np.ones(owner.size), (len(distinct), self.scorer.char_idf.size))
+        counts = []
+        for incidence in incidences:
+            matrix = incidence @ table
             matrix.sum_duplicates()
             counts.append(sparse.csr_matrix(matrix))
         return counts
 
-    def _logits(self, word_x: sparse.csr_matrix, char_x: sparse.csr_matrix) -> np.ndarray:
+    def _piece_pulls(self, distinct: list[str], comments: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """Each distinct token's pull on each label's log-odds (tokens x labels), and each comment's
+        scale: one over the length of its piece-vector sum (0 without pieces)."""
         scorer = self.scorer
-        return scorer.intercept + np.asarray(word_x @ scorer.word_weights) + np.asarray(char_x @ scorer.char_weights)
+        if scorer.pieces is None:
+            return np.zeros((len(distinct), len(scorer.labels))), np.zeros(comments.shape[0])
+        ids = [scorer.pieces.pieces_of_token(token) for token in distinct]
+        token_pieces = sparse.csr_matrix((np.ones(sum(i.size for i in ids)), np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64), _indptr(ids)),
+                                         shape=(len(distinct), scorer.piece_logits.shape[0]))
+        sums = (comments @ token_pieces) @ scorer.pieces.rows
+        norms = np.linalg.norm(sums, axis=1)
+        return np.asarray(token_pieces @ scorer.piece_logits), np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+
+    def _logits(self, word_x: sparse.csr_matrix, char_x: sparse.csr_matrix, piece_pull: np.ndarray) -> np.ndarray:
+        scorer = self.scorer
+        return scorer.intercept + np.asarray(word_x @ scorer.word_weights) + np.asarray(char_x @ scorer.char_weights) + piece_pull
 
     def score(self, texts: list[str]) -> np.ndarray:
         """Return calibrated probabilities, shape (len(texts), n_labels)."""
         normalized = [normalize(text) for text in texts]
-        (char_counts,) = self._char_counts([text.split() for text in normalized])
+        distinct, (incidence,) = self._token_incidence([text.split() for text in normalized])
+        (char_counts,) = self._char_counts(distinct, [incidence])
+        token_pull, scale = self._piece_pulls(distinct, incidence)
         word_counts, _ = self._word_counts(list(map(words, normalized)), [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         scorer = self.scorer
-        return scorer.probabilities(self._logits(_tfidf(word_counts, scorer.word_idf), _tfidf(char_counts, scorer.char_idf)))
+        return scorer.probabilities(self._logits(_tfidf(word_counts, scorer.word_idf), _tfidf(char_counts, scorer.char_idf),
+                                                 np.asarray(incidence @ token_pull) * scale[:, None]))
 
     @staticmethod
     def _contributions(occurrences: sparse.csr_matrix, owner: np.ndarray, counts: sparse.csr_matrix, tfidf: sparse.csr_matrix, weights: np.ndarray) -> np.ndarray:
@@ -289,13 +313,16 @@ class BatchScorer:
         spans = split_spans(texts)
         distinct, span_ids = _distinct(spans.text)
         parts = list(map(self._span_parts, distinct))
-        char_counts, distinct_chars = self._char_counts([text.split() for text in normalized], [tokens for tokens, _ in parts])
+        tokens, incidences = self._token_incidence([text.split() for text in normalized], [tokens for tokens, _ in parts])
+        char_counts, distinct_chars = self._char_counts(tokens, incidences)
+        token_pull, scale = self._piece_pulls(tokens, incidences[0])
         word_counts, span_word_counts = self._word_counts(list(map(words, normalized)), [w for _, w in parts], span_ids, spans.owner)
         scorer = self.scorer
         word_x, char_x = _tfidf(word_counts, scorer.word_idf), _tfidf(char_counts, scorer.char_idf)
         contribution = self._contributions(span_word_counts, spans.owner, word_counts, word_x, scorer.word_weights)
         contribution += self._contributions(distinct_chars[span_ids], spans.owner, char_counts, char_x, scorer.char_weights)
-        return self._logits(word_x, char_x), spans, contribution
+        contribution += np.asarray(incidences[1] @ token_pull)[span_ids] * scale[spans.owner][:, None]
+        return self._logits(word_x, char_x, np.asarray(incidences[0] @ token_pull) * scale[:, None]), spans, contribution
 
     def _top_terms(self, contribution: np.ndarray, spans: Spans, n_comments: int, top: int) -> list[list[dict]]:
         """Pick each comment's ``top`` spans per label with positive weight, strongest first.

@@ -53,6 +53,20 @@ def _live_model_dir(config: dict) -> Path:
         engine.dispose()
 
 
+def _pieces_dir(config: dict, given: str | None, switched_off: bool) -> Path | None:
+    """The piece-vector table to train with: ``--embeddings``, else EMBEDDINGS_DIR when it has been built."""
+    from moderation.pieces import SOURCE_FILE
+
+    if switched_off:
+        return None
+    if given:
+        if not (Path(given) / SOURCE_FILE).is_file():
+            _fail(f"--embeddings {given}: no piece-vector table there; build one with scripts/build-embeddings {given}")
+        return Path(given)
+    default = config["EMBEDDINGS_DIR"]
+    return Path(default) if default and (Path(default) / SOURCE_FILE).is_file() else None
+
+
 @click.group()
 @click.version_option(package_name="comment-moderation")
 def cli() -> None:
@@ -69,7 +83,10 @@ def cli() -> None:
 @click.option("--backend", type=click.Choice(["memory", "streaming"]), default=None,
               help="memory: TF-IDF over all rows at once (--kind applies); streaming: hashed features and SGD chunk by chunk, "
                    "for millions of comments. Default: the TRAINING_BACKEND setting.")
-def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare, backend) -> None:
+@click.option("--embeddings", "embeddings_dir", type=click.Path(file_okay=False), default=None,
+              help="Piece-vector table to add beside the n-grams (default: the EMBEDDINGS_DIR setting, when built).")
+@click.option("--no-embeddings", is_flag=True, help="Train on word and character n-grams only.")
+def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare, backend, embeddings_dir, no_embeddings) -> None:
     """Train a model bundle on the labelled datasets and write its report."""
     from tqdm import tqdm
 
@@ -96,7 +113,7 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare, backen
             manifest, rows = run_training(
                 data, out,
                 names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind), compare=compare,
-                backend=backend or config["TRAINING_BACKEND"], progress=progress,
+                backend=backend or config["TRAINING_BACKEND"], pieces_dir=_pieces_dir(config, embeddings_dir, no_embeddings), progress=progress,
             )
         except ValueError as error:
             _fail(str(error))
@@ -526,7 +543,8 @@ def retrain(data_dir, datasets, open_licenses_only, kind, backend, force) -> Non
             outcome = run_retrain(
                 data, staging, champion_dir, site, names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind),
                 site_weight=config["SITE_LABEL_WEIGHT"], tolerance=config["PROMOTION_TOLERANCE"],
-                backend=backend or config["TRAINING_BACKEND"], progress=lambda stage: click.echo(f"  {stage}", err=True),
+                backend=backend or config["TRAINING_BACKEND"], pieces_dir=_pieces_dir(config, None, False),
+                progress=lambda stage: click.echo(f"  {stage}", err=True),
             )
             verdict = outcome.verdict
             note = ("promoted" if verdict.promote else "kept the champion") + ": " + "; ".join(verdict.reasons)

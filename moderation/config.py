@@ -24,6 +24,8 @@ class Setting(NamedTuple):
 SETTINGS: tuple[Setting, ...] = (
     Setting("INSTANCE_DIR", "instance", "Folder for this installation's files: models, SQLite database, config."),
     Setting("MODEL_DIR", None, "Model bundle to serve and score with. Default: INSTANCE_DIR/model."),
+    Setting("EMBEDDINGS_DIR", None, "Piece-vector table (scripts/build-embeddings) that training adds beside the n-grams when it exists. "
+            "Default: INSTANCE_DIR/embeddings; set it empty to train on n-grams only."),
     Setting("DATA_DIR", None, "Folder holding the public labelled datasets. Default: ../shared/data beside the checkout."),
     Setting("DECISION_LABELS", ["spam", "toxic"], "Labels whose thresholds decide accept/review/reject; the others are informational."),
     Setting("THRESHOLDS", {}, 'Per-label threshold overrides, e.g. {"toxic": {"review_at": 0.3, "reject_at": 0.99}}.'),
@@ -114,4 +116,6 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> d
         config["DATABASE_URL"] = f"sqlite:///{Path(config['INSTANCE_DIR']).resolve() / 'moderation.db'}"
     if not config["MODEL_DIR"]:
         config["MODEL_DIR"] = str(Path(config["INSTANCE_DIR"]) / "model")
+    if config["EMBEDDINGS_DIR"] is None:
+        config["EMBEDDINGS_DIR"] = str(Path(config["INSTANCE_DIR"]) / "embeddings")
     return config

@@ -137,6 +137,24 @@ def build_features(*, max_word_features: int = 150_000, max_char_features: int =
     )
 
 
+def with_pieces(features: Pipeline, pieces) -> Pipeline:
+    """Add a `moderation.pieces.PieceVectors` block after the fitted n-gram blocks.
+
+    Its columns come last: a model's weights are (words, chars, piece dimensions).
+    """
+    from moderation.model import PieceBlock
+
+    union = features.named_steps["tfidf"]
+    union.transformer_list = [*union.transformer_list, ("pieces", PieceBlock(pieces))]
+    return features
+
+
+def piece_block(features: Pipeline):
+    """The `PieceVectors` of a feature pipeline, or None when it has n-grams only."""
+    block = dict(features.named_steps["tfidf"].transformer_list).get("pieces")
+    return block.pieces if block is not None else None
+
+
 # --- hashed features: the out-of-core training path (`training.streaming`) -------------
 
 HASH_FEATURES = 2**20  # columns per block (words, chars): fixed, so no vocabulary pass is needed

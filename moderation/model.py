@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 
 from moderation.weights import ScoringWeights, sigmoid
@@ -57,6 +57,26 @@ class LinearLabels(BaseEstimator):
         """Return calibrated probabilities, shape (n_samples, n_labels)."""
         z = self.decision_function(X)
         return sigmoid(z * self.calibration[:, 0] + self.calibration[:, 1])
+
+
+class PieceBlock(TransformerMixin, BaseEstimator):
+    """The piece-vector block of the feature union: `moderation.pieces.PieceVectors` as a
+    scikit-learn transformer. Nothing to fit: the table was distilled beforehand."""
+
+    def __init__(self, pieces=None):
+        self.pieces = pieces
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.pieces is not None
+
+    def fit(self, X=None, y=None) -> "PieceBlock":
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        return self.pieces.transform(X)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.array([f"piece_dim_{i}" for i in range(self.pieces.dims)], dtype=object)
 
 
 @dataclass

@@ -55,11 +55,23 @@ class _Block:
 
 @dataclass(frozen=True)
 class _Token:
-    """What one white-space token contributes: its words, their columns, its char columns."""
+    """What one white-space token contributes: its words, their columns, its char columns, its pieces."""
 
     words: tuple[str, ...]
     word_columns: np.ndarray
     char_columns: np.ndarray
+    pieces: np.ndarray
+
+
+@dataclass
+class _PieceSum:
+    """A comment's piece ids and the length of their vector sum (its piece vector is the sum over that)."""
+
+    ids: np.ndarray
+    norm: float
+
+    def scale(self) -> float:
+        return 1.0 / self.norm if self.norm > 0 else 0.0
 
 
 class FastScorer:
@@ -71,11 +83,14 @@ class FastScorer:
         self.word_vocabulary, self.char_vocabulary = weights.word_vocabulary, weights.char_vocabulary
         self.hashed = isinstance(self.char_vocabulary, HashedVocabulary)  # hashed n-grams: no vocabulary to search
         coef = np.asarray(weights.coef, dtype=np.float64)
-        n_words = weights.word_idf.size
+        n_words, n_ngrams = weights.word_idf.size, weights.word_idf.size + weights.char_idf.size
         self.word_idf = weights.word_idf.astype(np.float64)
         self.char_idf = weights.char_idf.astype(np.float64)
         self.word_weights = np.ascontiguousarray(coef[:, :n_words].T)  # (n_word_features, n_labels)
-        self.char_weights = np.ascontiguousarray(coef[:, n_words:].T)
+        self.char_weights = np.ascontiguousarray(coef[:, n_words:n_ngrams].T)
+        self.pieces = weights.pieces
+        # Each piece's pull on each label's log-odds, before the comment's length scales it: (n_pieces, n_labels).
+        self.piece_logits = self.pieces.rows.astype(np.float64) @ coef[:, n_ngrams:].T if self.pieces else np.zeros((0, len(self.labels)))
         self.intercept = np.asarray(weights.intercept, dtype=np.float64)
         self.calibration = np.asarray(weights.calibration, dtype=np.float64)
         self._token = cache_short(self._token_uncached, cache_size)
@@ -90,7 +105,8 @@ class FastScorer:
     def _token_uncached(self, token: str) -> _Token:
         """Look up one token's word and char columns once; words repeat endlessly."""
         token_words = tuple(words(token))
-        return _Token(token_words, self._columns(token_words, self.word_vocabulary), self._columns(char_ngrams_of_word(token), self.char_vocabulary))
+        return _Token(token_words, self._columns(token_words, self.word_vocabulary), self._columns(char_ngrams_of_word(token), self.char_vocabulary),
+                      self.pieces.pieces_of_token(token) if self.pieces else _EMPTY)
 
     def _bigram_columns(self, sequence: tuple[str, ...]) -> np.ndarray:
         return self._columns((f"{a} {b}" for a, b in zip(sequence, sequence[1:])), self.word_vocabulary)
@@ -101,24 +117,23 @@ class FastScorer:
         if len(tokens) == 1:
             return tokens[0]
         if not tokens:
-            return _Token((), _EMPTY, _EMPTY)
-        return _Token(tuple(w for t in tokens for w in t.words),
-                      np.concatenate([t.word_columns for t in tokens]), np.concatenate([t.char_columns for t in tokens]))
+            return _Token((), _EMPTY, _EMPTY, _EMPTY)
+        return _Token(tuple(w for t in tokens for w in t.words), np.concatenate([t.word_columns for t in tokens]),
+                      np.concatenate([t.char_columns for t in tokens]), np.concatenate([t.pieces for t in tokens]))
 
-    def _comment_columns(self, normalized: str) -> tuple[np.ndarray, np.ndarray]:
-        """Return one comment's word and char feature columns, repeats kept (they are the counts)."""
+    def _vectors(self, normalized: str) -> tuple[_Block, _Block, _PieceSum]:
+        """One comment's word and char TF-IDF blocks and its piece sum."""
         joined = self._joined(normalized)
-        return np.concatenate([joined.word_columns, self._bigram_columns(joined.words)]), joined.char_columns
+        word_columns = np.concatenate([joined.word_columns, self._bigram_columns(joined.words)])
+        pieces = _PieceSum(joined.pieces, float(np.linalg.norm(self.pieces.sums(joined.pieces))) if joined.pieces.size else 0.0)
+        return _Block.build(word_columns, self.word_idf), _Block.build(joined.char_columns, self.char_idf), pieces
 
-    def _vectors(self, normalized: str) -> tuple[_Block, _Block]:
-        word_columns, char_columns = self._comment_columns(normalized)
-        return _Block.build(word_columns, self.word_idf), _Block.build(char_columns, self.char_idf)
-
-    def _logits(self, word_block: _Block, char_block: _Block) -> np.ndarray:
+    def _logits(self, word_block: _Block, char_block: _Block, pieces: _PieceSum) -> np.ndarray:
         return (
             self.intercept
             + word_block.values @ self.word_weights[word_block.columns]
             + char_block.values @ self.char_weights[char_block.columns]
+            + self.piece_logits[pieces.ids].sum(axis=0) * pieces.scale()
         )
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
@@ -130,12 +145,13 @@ class FastScorer:
         logits = self._logits(*self._vectors(normalize(text)))
         return dict(zip(self.labels, self.probabilities(logits).tolist()))
 
-    def _span_contributions(self, spans: list[Span], word_block: _Block, char_block: _Block) -> np.ndarray:
+    def _span_contributions(self, spans: list[Span], word_block: _Block, char_block: _Block, pieces: _PieceSum) -> np.ndarray:
         """Return each span's share of each label's log-odds, shape (n_spans, n_labels).
 
         Every span's feature columns are gathered with the span that owns them and
         attributed in one vectorised pass. A bigram's share goes half to each of its two
-        words (all of it to a span holding both).
+        words (all of it to a span holding both). A piece's share is its row's pull,
+        scaled by the comment's piece-sum length.
         """
         n_spans = len(spans)
         features = [self._span_features(span.text) for span in spans]
@@ -153,8 +169,11 @@ class FastScorer:
             word_cols = np.concatenate([word_cols, bigrams, bigrams])
             word_owner = np.concatenate([word_owner, [i for _, i, _ in half], [j for _, _, j in half]])
             word_share = np.concatenate([word_share, np.tile(0.5 * word_block.share(bigrams), 2)])
-        values = np.hstack([self.word_weights[word_cols].T * word_share, self.char_weights[char_cols].T * char_block.share(char_cols)])
-        owners = np.concatenate([word_owner, char_owner]).astype(np.int64)
+        piece_ids = np.concatenate([f.pieces for f in features]) if features else _EMPTY
+        piece_owner = np.repeat(owner, [f.pieces.size for f in features])
+        values = np.hstack([self.word_weights[word_cols].T * word_share, self.char_weights[char_cols].T * char_block.share(char_cols),
+                            self.piece_logits[piece_ids].T * pieces.scale()])
+        owners = np.concatenate([word_owner, char_owner, piece_owner]).astype(np.int64)
         # Sum each label's occurrence shares per span (bincount is many times faster than np.add.at).
         return np.column_stack([np.bincount(owners, weights=row, minlength=n_spans) for row in values])
 
@@ -183,10 +202,10 @@ class FastScorer:
         :return: scores, and ``[{"text", "start", "end", "label", "weight"}]`` strongest
             first, at most ``top`` per label, positive contributions only.
         """
-        word_block, char_block = self._vectors(normalize(text) if normalized is None else normalized)
-        scores = dict(zip(self.labels, self.probabilities(self._logits(word_block, char_block)).tolist()))
+        blocks = self._vectors(normalize(text) if normalized is None else normalized)
+        scores = dict(zip(self.labels, self.probabilities(self._logits(*blocks)).tolist()))
         spans = word_spans(text)
-        contribution = self._span_contributions(spans, word_block, char_block)
+        contribution = self._span_contributions(spans, *blocks)
         terms = []
         for column, label in enumerate(self.labels):
             for i in np.argsort(-contribution[:, column], kind="stable")[:top]:

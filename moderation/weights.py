@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from moderation.features import HashedVocabulary
+
+if TYPE_CHECKING:
+    from moderation.pieces import PieceVectors
 
 _BLOCKS = ("word", "char")
 _SEPARATOR = "\n"  # never inside an n-gram: the analyzers split normalised text on white space
@@ -46,8 +50,9 @@ def _vocabulary(name: str, arrays: Mapping[str, np.ndarray]) -> dict[str, int] |
 
 @dataclass(frozen=True)
 class ScoringWeights:
-    """A model's scoring arrays. ``coef`` is (n_labels, n_word + n_char features); Platt
-    ``calibration`` is (n_labels, 2), p = sigmoid(a * z + b)."""
+    """A model's scoring arrays. ``coef`` is (n_labels, n_word + n_char features [+ piece
+    dimensions, when the model has ``pieces``]); Platt ``calibration`` is (n_labels, 2),
+    p = sigmoid(a * z + b)."""
 
     labels: list[str]
     word_vocabulary: dict[str, int] | HashedVocabulary
@@ -57,16 +62,18 @@ class ScoringWeights:
     coef: np.ndarray
     intercept: np.ndarray
     calibration: np.ndarray
+    pieces: "PieceVectors | None" = None
 
     @classmethod
     def from_pipeline(cls, pipeline) -> "ScoringWeights":
         """Read the arrays out of a fitted pipeline (features, then `LinearLabels`)."""
-        from moderation.features import block_lookups
+        from moderation.features import block_lookups, piece_block
 
         linear = pipeline[-1]
-        (word_vocabulary, word_idf), (char_vocabulary, char_idf) = block_lookups(pipeline.named_steps["features"])
+        features = pipeline.named_steps["features"]
+        (word_vocabulary, word_idf), (char_vocabulary, char_idf) = block_lookups(features)
         return cls(list(linear.labels), word_vocabulary, np.asarray(word_idf), char_vocabulary, np.asarray(char_idf),
-                   np.asarray(linear.coef), np.asarray(linear.intercept), np.asarray(linear.calibration))
+                   np.asarray(linear.coef), np.asarray(linear.intercept), np.asarray(linear.calibration), piece_block(features))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays for ``np.savez``: loading them back needs no pickle."""
@@ -74,13 +81,22 @@ class ScoringWeights:
                   "calibration": self.calibration, "word_idf": self.word_idf, "char_idf": self.char_idf}
         for name in _BLOCKS:
             arrays.update(_vocabulary_arrays(name, getattr(self, f"{name}_vocabulary")))
+        if self.pieces is not None:
+            arrays.update(pieces_table=self.pieces.table, pieces_tokenizer=np.frombuffer(self.pieces.tokenizer_json.encode("utf-8"), dtype=np.uint8),
+                          pieces_unknown_id=np.array(-1 if self.pieces.unknown_id is None else self.pieces.unknown_id))
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> "ScoringWeights":
         word_vocabulary, char_vocabulary = (_vocabulary(name, arrays) for name in _BLOCKS)
+        pieces = None
+        if "pieces_table" in arrays:
+            from moderation.pieces import PieceVectors
+
+            unknown = int(arrays["pieces_unknown_id"])
+            pieces = PieceVectors(arrays["pieces_table"], arrays["pieces_tokenizer"].tobytes().decode("utf-8"), None if unknown < 0 else unknown)
         return cls(arrays["labels"].tolist(), word_vocabulary, arrays["word_idf"], char_vocabulary, arrays["char_idf"],
-                   arrays["coef"], arrays["intercept"], arrays["calibration"])
+                   arrays["coef"], arrays["intercept"], arrays["calibration"], pieces)
 
 
 @dataclass

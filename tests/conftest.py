@@ -53,6 +53,63 @@ def tiny_model(tiny_bundle):
     return bundle.load(tiny_bundle)
 
 
+def write_tiny_pieces(directory: Path, dims: int = 16) -> Path:
+    """A piece-vector table shaped like the distilled one (BERT normaliser and pre-tokenizer,
+    WordPiece), made in milliseconds from our examples' words: no torch, no download.
+
+    Its vectors are seeded noise plus one direction shared by a few abusive and spammy
+    pieces, so the piece block has something to learn and the wiring is tested for real.
+    """
+    import csv
+    import json
+    import re
+
+    import numpy as np
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    with open(Path(__file__).parents[1] / "data" / "examples.csv", encoding="utf-8") as handle:
+        found = {w for row in csv.DictReader(handle) for w in re.findall(r"[a-z']+", row["text"].lower())}
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocabulary = ["[PAD]", "[UNK]", *letters, *(f"##{c}" for c in letters), *sorted(found - set(letters))[:400], "!", "?", "'", ".", ","]
+    tokenizer = Tokenizer(models.WordPiece({piece: i for i, piece in enumerate(vocabulary)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    rng = np.random.default_rng(20261127)
+    table = rng.normal(size=(len(vocabulary), dims))
+    for piece in ("idiot", "stupid", "moron", "free", "money", "click", "subscribe", "channel"):
+        if piece in vocabulary:
+            table[vocabulary.index(piece), 0] += 4.0
+    directory.mkdir(parents=True, exist_ok=True)
+    np.save(directory / "table.npy", table.astype(np.float16))
+    (directory / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
+    (directory / "source.json").write_text(json.dumps({"teacher": "tests: seeded noise", "unknown_id": 1, "shape": list(table.shape)}))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_pieces(tmp_path_factory) -> Path:
+    return write_tiny_pieces(tmp_path_factory.mktemp("pieces"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pieces_bundle(tmp_path_factory, tiny_pieces) -> Path:
+    """The tiny bundle with a piece-vector block beside its n-grams."""
+    out = tmp_path_factory.mktemp("tiny-pieces") / "model"
+    run_training(default_data_dir(), out, names=["examples"], config=TrainingConfig(kind="logreg"), pieces_dir=tiny_pieces)
+    return out
+
+
+@pytest.fixture(scope="session", params=["ngrams", "pieces"])
+def any_tiny_bundle(request) -> Path:
+    """The tiny bundle, once with n-grams only and once with piece vectors too."""
+    return request.getfixturevalue("tiny_bundle" if request.param == "ngrams" else "tiny_pieces_bundle")
+
+
+@pytest.fixture(scope="session")
+def any_tiny_model(any_tiny_bundle):
+    return bundle.load(any_tiny_bundle)
+
+
 @pytest.fixture
 def tiny_bundle_copy(tiny_bundle, tmp_path) -> Path:
     """A private copy of the tiny bundle that a test may damage."""

@@ -56,11 +56,11 @@ def test_bundles_written_before_the_scoring_arrays_still_load_and_score(tiny_bun
         bundle.load_for_scoring(tiny_bundle_copy)
 
 
-def test_scoring_arrays_score_and_explain_as_the_whole_model(tiny_bundle, tiny_model):
-    light = bundle.load_for_scoring(tiny_bundle)
+def test_scoring_arrays_score_and_explain_as_the_whole_model(any_tiny_bundle, any_tiny_model):
+    light = bundle.load_for_scoring(any_tiny_bundle)
     assert isinstance(light, ScoringModel)
-    assert (light.labels, light.thresholds, light.version) == (tiny_model.labels, tiny_model.thresholds, tiny_model.version)
-    whole, arrays = FastScorer(tiny_model), FastScorer(light)
+    assert (light.labels, light.thresholds, light.version) == (any_tiny_model.labels, any_tiny_model.thresholds, any_tiny_model.version)
+    whole, arrays = FastScorer(any_tiny_model), FastScorer(light)
     assert arrays.word_vocabulary == whole.word_vocabulary and arrays.char_vocabulary == whole.char_vocabulary
     expected, terms = whole.explain_batch(TEXTS)
     got, got_terms = arrays.explain_batch(TEXTS)
@@ -77,13 +77,13 @@ def test_scoring_refuses_a_bundle_altered_anywhere(tiny_bundle_copy, damaged):
         bundle.load_for_scoring(tiny_bundle_copy)
 
 
-def test_scoring_from_the_arrays_never_imports_scikit_learn(tiny_bundle, tmp_path):
+def test_scoring_from_the_arrays_never_imports_scikit_learn(any_tiny_bundle, tmp_path):
     """What `score --input` gains from the arrays: no scikit-learn import at start-up."""
     source = tmp_path / "comments.csv"
     source.write_text("text\nyou are an idiot\nnice article\n")
     script = (
         "import sys; from moderation.cli import cli; "
-        f"cli(['score', '--model', {str(tiny_bundle)!r}, '--input', {str(source)!r}], standalone_mode=False); "
+        f"cli(['score', '--model', {str(any_tiny_bundle)!r}, '--input', {str(source)!r}], standalone_mode=False); "
         "sys.exit(3 if 'sklearn' in sys.modules else 0)"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

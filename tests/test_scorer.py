@@ -6,12 +6,12 @@ from moderation.assessor import Assessor
 from moderation.scorer import FastScorer
 
 
-def test_fast_path_matches_the_pipeline(tiny_model):
-    scorer = FastScorer(tiny_model)
-    expected = tiny_model.predict_proba(TEXTS)
+def test_fast_path_matches_the_pipeline(any_tiny_model):
+    scorer = FastScorer(any_tiny_model)
+    expected = any_tiny_model.predict_proba(TEXTS)
     for text, row in zip(TEXTS, expected):
         fast = scorer.score(text)
-        assert list(fast) == tiny_model.labels
+        assert list(fast) == any_tiny_model.labels
         np.testing.assert_allclose(list(fast.values()), row, rtol=0, atol=1e-6)
 
 
@@ -31,11 +31,11 @@ def test_explanations_point_at_the_original_text(tiny_model):
     assert "bit.ly/abc" in spam_terms
 
 
-def test_span_weights_add_up_to_the_log_odds(tiny_model):
+def test_span_weights_add_up_to_the_log_odds(any_tiny_model):
     """Every feature's contribution lands on some span, so the spans sum to logit - intercept."""
     from moderation.text import normalize, word_spans
 
-    scorer = FastScorer(tiny_model)
+    scorer = FastScorer(any_tiny_model)
     text = "you are an idiot, visit cheap-pills.com now"
     blocks = scorer._vectors(normalize(text))
     contribution = scorer._span_contributions(word_spans(text), *blocks)
@@ -52,13 +52,13 @@ def test_assessor_decides_with_reasons(tiny_model):
     assert relaxed.assess("hello there")["decision"] == "accept"
 
 
-def test_batch_scoring_matches_one_at_a_time(tiny_model):
-    scorer = FastScorer(tiny_model)
+def test_batch_scoring_matches_one_at_a_time(any_tiny_model):
+    scorer = FastScorer(any_tiny_model)
     batch = scorer.score_batch(TEXTS)
-    assert batch.shape == (len(TEXTS), len(tiny_model.labels))
+    assert batch.shape == (len(TEXTS), len(any_tiny_model.labels))
     for text, row in zip(TEXTS, batch):
         np.testing.assert_allclose(row, list(scorer.score(text).values()), atol=1e-9)
-    np.testing.assert_allclose(batch, tiny_model.predict_proba(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(batch, any_tiny_model.predict_proba(TEXTS), atol=1e-6)
 
 
 MORE_TEXTS = TEXTS + [
@@ -77,8 +77,8 @@ def _without_weights(terms):
     return [(t["text"], t["start"], t["end"], t["label"]) for t in terms]
 
 
-def test_batch_explanations_match_one_at_a_time(tiny_model):
-    scorer = FastScorer(tiny_model)
+def test_batch_explanations_match_one_at_a_time(any_tiny_model):
+    scorer = FastScorer(any_tiny_model)
     probabilities, batch_terms = scorer.explain_batch(MORE_TEXTS, top=3)
     np.testing.assert_allclose(probabilities, scorer.score_batch(MORE_TEXTS), rtol=0, atol=0)
     assert any(batch_terms), "the abusive and spammy texts must be explained"
@@ -109,20 +109,20 @@ def test_batch_rounding_is_python_rounding():
     assert _rounded(values, 4) == [round(v, 4) for v in values.tolist()]
 
 
-def test_a_comment_gets_the_same_numbers_in_any_batch(tiny_model):
-    scorer = FastScorer(tiny_model)
+def test_a_comment_gets_the_same_numbers_in_any_batch(any_tiny_model):
+    scorer = FastScorer(any_tiny_model)
     probabilities, terms = scorer.explain_batch(MORE_TEXTS)
     for i in (0, 3, len(MORE_TEXTS) - 1):
         alone, alone_terms = scorer.explain_batch(MORE_TEXTS[i : i + 1])
         assert alone.tolist() == probabilities[i : i + 1].tolist()
         assert alone_terms == terms[i : i + 1]
-    assert scorer.explain_batch([]) [1] == [] and scorer.score_batch([]).shape == (0, len(tiny_model.labels))
+    assert scorer.explain_batch([]) [1] == [] and scorer.score_batch([]).shape == (0, len(any_tiny_model.labels))
 
 
-def test_batch_span_weights_add_up_to_the_log_odds(tiny_model):
+def test_batch_span_weights_add_up_to_the_log_odds(any_tiny_model):
     from moderation.text import normalize
 
-    scorer = FastScorer(tiny_model)
+    scorer = FastScorer(any_tiny_model)
     texts = ["you are an idiot, visit cheap-pills.com now", "hello world", "Great reporting, thank you"]
     logits, spans, contribution = scorer.batch.contributions(texts, [normalize(t) for t in texts])
     for i in range(len(texts)):

@@ -57,6 +57,25 @@ def fit_linear(X, y, w, kind: str = "ensemble", C: float = 4.0) -> tuple[np.ndar
     raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
+def fit_dense(E: np.ndarray, y, w, C: float = 10.0) -> tuple[np.ndarray, float]:
+    """Fit one label's logistic regression on dense unit-length piece vectors (`moderation.pieces`)."""
+    clf = LogisticRegression(C=C, max_iter=3000)
+    clf.fit(E, y, sample_weight=w)
+    return clf.coef_.ravel(), float(clf.intercept_[0])
+
+
+def stack(z_ngrams: np.ndarray, z_pieces: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
+    """Weigh the n-gram and piece-vector log-odds against each other on held-out rows.
+
+    :return: ``(a, b, c)`` for ``a * z_ngrams + b * z_pieces + c``. Both inputs are linear
+        in the features, so the result folds back into one weight vector per label.
+    """
+    clf = LogisticRegression(C=1e4)
+    clf.fit(np.c_[z_ngrams, z_pieces], y, sample_weight=w)
+    a, b = clf.coef_[0]
+    return float(a), float(b), float(clf.intercept_[0])
+
+
 def platt(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Fit Platt scaling ``p = sigmoid(a*z + b)`` on held-out log-odds with sample weights."""
     clf = LogisticRegression(C=1e4)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 import numpy as np
 
 from moderation import bundle
+from moderation.pieces import load_pieces, source_facts
 from training.datasets import REGISTRY, Example, dataset_files, select_datasets
 from training.evaluate import per_dataset, reliability
 from training.report import markdown_table, write_report
@@ -132,6 +133,7 @@ def run_training(
     extra_chunks: "Chunks | None" = None,
     backend: str = "memory",
     streaming: "StreamingConfig | None" = None,
+    pieces_dir: Path | None = None,
     progress: Callable[[str], None] = lambda stage: None,
 ) -> tuple[dict, list[dict]]:
     """Train, evaluate on the dev splits, and write the bundle with its report.
@@ -142,7 +144,9 @@ def run_training(
     ``extra_chunks`` is the same as a stream (e.g. `training.streaming.site_chunks`), read
     chunk by chunk and never held whole (streaming backend only). ``backend`` "streaming"
     fits hashed features chunk by chunk (`training.streaming`, shaped by ``streaming``)
-    instead of TF-IDF over all rows at once.
+    instead of TF-IDF over all rows at once. ``pieces_dir``: a piece-vector table
+    (`moderation.pieces`) the memory backend adds beside the n-grams; the streaming
+    backend trains on hashed n-grams only and ignores it.
 
     :return: the manifest written and the per-dataset dev metric rows.
     """
@@ -164,9 +168,10 @@ def run_training(
         model, facts = train_streaming(interleave(stream, extra_chunks) if extra_chunks else stream, config, streaming)
         backend_facts = {"backend": "streaming", "streaming": asdict(streaming)}
     elif backend == "memory":
-        progress(f"training on {len(fitting):,} comments ({config.kind})")
-        model, facts = train_model(fitting, calibration, config)
-        backend_facts = {"backend": "memory"}
+        pieces = load_pieces(pieces_dir) if pieces_dir else None
+        progress(f"training on {len(fitting):,} comments ({config.kind}{', with piece vectors' if pieces else ''})")
+        model, facts = train_model(fitting, calibration, config, pieces=pieces)
+        backend_facts = {"backend": "memory", "pieces": {**source_facts(pieces_dir), "sha256": pieces.digest} if pieces else None}
     else:
         raise ValueError(f"unknown training backend {backend!r}; choose memory or streaming")
     progress(f"evaluating on {len(dev):,} dev comments{' and the stream of held-out site decisions' if extra_chunks else ''}")

@@ -102,7 +102,7 @@ class Outcome:
 def retrain(
     data_dir: Path, out_dir: Path, champion_dir: Path, site: Chunks, *,
     names: list[str] | None = None, open_only: bool = False, config: TrainingConfig | None = None,
-    site_weight: float = 3.0, tolerance: float = 0.01, backend: str = "memory",
+    site_weight: float = 3.0, tolerance: float = 0.01, backend: str = "memory", pieces_dir: Path | None = None,
     progress: Callable[[str], None] = lambda stage: None,
 ) -> Outcome:
     """Train a challenger into ``out_dir`` and judge it against the champion on the same held-out rows.
@@ -111,6 +111,7 @@ def retrain(
     rows (`training.streaming.site_chunks`). ``backend``: "memory" (TF-IDF, all rows at
     once: the site's rows are gathered into a list) or "streaming" (hashed features; the
     site's rows are read chunk by chunk in every pass, for training and for judging).
+    ``pieces_dir``: the piece-vector table to train with (`run_training`).
     """
     config = config or TrainingConfig()
     config.source_boost = {SITE: site_weight}
@@ -118,7 +119,8 @@ def retrain(
     progress(f"site decisions: {facts['train_rows']:,} to train on, {facts['dev_rows']:,} held out")
     streamed = backend == "streaming"
     manifest, _ = run_training(
-        data_dir, out_dir, names=names, open_only=open_only, config=config, extra_facts=[facts], backend=backend, progress=progress,
+        data_dir, out_dir, names=names, open_only=open_only, config=config, extra_facts=[facts], backend=backend,
+        pieces_dir=pieces_dir, progress=progress,
         extra=None if streamed else [e for chunk in site() for e in chunk], extra_chunks=site if streamed else None,
     )
     progress("judging champion and challenger on the same held-out rows")

@@ -17,14 +17,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from moderation.features import build_features
+from moderation.features import build_features, normalize_all, with_pieces
 from moderation.model import LABEL_HELP, LinearLabels, ModerationModel
 from training.datasets import Example, load_dataset
-from training.fit import choose_thresholds, fit_linear, platt
+from training.fit import choose_thresholds, fit_dense, fit_linear, platt, stack
+
+if TYPE_CHECKING:
+    from moderation.pieces import PieceVectors
 
 # Share of bad comments we calibrate to: realistic base rates on a news site, not the
 # 50 % of balanced research sets. Assumptions, recorded in every manifest.
@@ -106,30 +110,49 @@ def boosts(examples: list[Example], index: np.ndarray, boost: dict[str, float] |
     return np.array([(boost or {}).get(examples[i].source, 1.0) for i in index])
 
 
-def train_model(fitting: list[Example], calibration: list[Example], config: TrainingConfig | None = None) -> tuple[ModerationModel, dict]:
+def train_model(fitting: list[Example], calibration: list[Example], config: TrainingConfig | None = None,
+                pieces: "PieceVectors | None" = None) -> tuple[ModerationModel, dict]:
     """Fit features and every label present, calibrate on held-out rows, pick thresholds.
+
+    With ``pieces`` (a piece-vector table, `moderation.pieces`), each label also gets a
+    logistic regression on the comment's piece vector; the two log-odds are weighed
+    against each other on the calibration rows (`training.fit.stack`) and folded into
+    one weight vector over (words, chars, piece dimensions).
 
     :return: the model and a dict of per-label facts (rows, positives, calibration).
     """
     config = config or TrainingConfig()
     labels = labels_present(fitting)
     features = build_features(max_word_features=config.max_word_features, max_char_features=config.max_char_features)
-    X = features.fit_transform([e.text for e in fitting]).tocsr()
-    Xcal = features.transform([e.text for e in calibration]).tocsr() if calibration else None
+    normalized, normalized_calibration = normalize_all([e.text for e in fitting]), normalize_all([e.text for e in calibration])
+    features[0].fit(normalized[:1])  # the normaliser is stateless: done here once for both blocks
+    X = features[1:].fit_transform(normalized).tocsr()
+    Xcal = features[1:].transform(normalized_calibration).tocsr() if calibration else None
+    E = pieces.transform(normalized) if pieces else None
+    Ecal = pieces.transform(normalized_calibration) if pieces and calibration else None
     coefs, intercepts, calibrations, thresholds, facts = [], [], [], {}, {}
     for label in labels:
         index, y = label_rows(fitting, label)
         weights = source_weights(fitting, index, y) * boosts(fitting, index, config.source_boost)
         coef, intercept = fit_linear(X[index], y, weights, kind=config.kind, C=config.C)
+        piece_coef = np.zeros(pieces.dims if pieces else 0)
         a, b, chosen = 1.0, 0.0, {"review_at": 0.5, "reject_at": 1.0}
         cal_index, cal_y = label_rows(calibration, label)
+        blend = None
         if Xcal is not None and len(set(cal_y.tolist())) == 2:
             z = np.asarray(Xcal[cal_index] @ coef).ravel() + intercept
+            if pieces:
+                head, head_intercept = fit_dense(E[index], y, weights)
+                on_ngrams, on_pieces, shift = stack(z, Ecal[cal_index] @ head + head_intercept, cal_y, source_weights(calibration, cal_index, cal_y))
+                coef, piece_coef = coef * on_ngrams, head * on_pieces
+                intercept = intercept * on_ngrams + head_intercept * on_pieces + shift
+                z = np.asarray(Xcal[cal_index] @ coef).ravel() + Ecal[cal_index] @ piece_coef + intercept
+                blend = {"ngrams": round(on_ngrams, 6), "pieces": round(on_pieces, 6)}
             w = source_weights(calibration, cal_index, cal_y, prior=config.prior(label))
             a, b = platt(z, cal_y, w)
             p = 1 / (1 + np.exp(-(a * z + b)))
             chosen = choose_thresholds(p, cal_y, w, reject_precision=config.reject_precision, max_missed=config.max_missed)
-        coefs.append(coef)
+        coefs.append(np.concatenate([coef, piece_coef]))
         intercepts.append(intercept)
         calibrations.append((a, b))
         thresholds[label] = chosen
@@ -139,6 +162,7 @@ def train_model(fitting: list[Example], calibration: list[Example], config: Trai
             "calibration_rows": int(len(cal_index)),
             "prior": config.prior(label),
             "platt": [round(a, 6), round(b, 6)],
+            **({"stacking": blend} if blend else {}),
         }
     linear = LinearLabels(
         labels=tuple(labels),
@@ -146,5 +170,5 @@ def train_model(fitting: list[Example], calibration: list[Example], config: Trai
         intercept=np.array(intercepts, dtype=np.float64),
         calibration=np.array(calibrations, dtype=np.float64),
     )
-    pipeline = Pipeline([("features", features), ("labels", linear)])
+    pipeline = Pipeline([("features", with_pieces(features, pieces) if pieces else features), ("labels", linear)])
     return ModerationModel(pipeline=pipeline, thresholds=thresholds), facts

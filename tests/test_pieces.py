@@ -1,0 +1,92 @@
+"""Piece vectors: cut token by token exactly as the tokenizer cuts whole texts, carried whole
+through training, the bundle, the CLI and every scoring path."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import AWKWARD_TEXTS
+from moderation import bundle
+from moderation.cli import cli
+from moderation.pieces import load_pieces
+from moderation.scorer import FastScorer
+from moderation.text import normalize
+
+
+@pytest.fixture(scope="module")
+def pieces(tiny_pieces):
+    return load_pieces(tiny_pieces)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["you", "idiot", "free", "money!!", "don't", "x", "ünïcode", "naïve", "?", "🙂", "idiots", "cl1ck"]), max_size=8)
+       .map(" ".join) | st.text(max_size=40))
+def test_token_by_token_pieces_equal_the_whole_text_cut(pieces, text):
+    """Caching pieces per white-space token is only sound because no piece crosses white space."""
+    normalized = normalize(text)
+    whole = [i for i in pieces._tokenizer.encode(normalized, add_special_tokens=False).ids if i != pieces.unknown_id]
+    assert pieces.pieces(normalized).tolist() == whole
+
+
+def test_vectors_have_unit_length_or_are_zero(pieces):
+    vectors = pieces.transform([normalize(t) for t in AWKWARD_TEXTS] + ["🙂🙂"])
+    norms = np.linalg.norm(vectors, axis=1)
+    assert np.allclose(norms[norms > 0], 1.0)
+    assert norms[-1] == 0.0  # nothing but unknown pieces: no direction at all, not NaN
+
+
+def test_pieces_survive_pickling(pieces):
+    again = pickle.loads(pickle.dumps(pieces))
+    texts = [normalize(t) for t in AWKWARD_TEXTS]
+    np.testing.assert_array_equal(again.transform(texts), pieces.transform(texts))
+    assert again.digest == pieces.digest
+
+
+def test_the_manifest_names_the_table_and_the_blend(tiny_pieces_bundle, pieces):
+    manifest = bundle.read_manifest(tiny_pieces_bundle)
+    assert manifest["training"]["pieces"]["sha256"] == pieces.digest
+    blends = [facts["stacking"] for facts in manifest["training"]["label_facts"].values() if "stacking" in facts]
+    assert blends and all(blend["pieces"] != 0 for blend in blends)
+    coef = bundle.load(tiny_pieces_bundle).weights.coef
+    assert np.abs(coef[:, -pieces.dims:]).sum() > 0  # the piece block has weight in the folded model
+
+
+def test_piece_block_changes_the_scores(tiny_bundle, tiny_pieces_bundle):
+    plain, with_pieces = (FastScorer(bundle.load_for_scoring(b)) for b in (tiny_bundle, tiny_pieces_bundle))
+    assert not np.allclose(plain.score_batch(AWKWARD_TEXTS), with_pieces.score_batch(AWKWARD_TEXTS))
+
+
+def test_each_span_gets_the_pull_of_its_own_pieces(tiny_pieces_bundle, pieces):
+    """With the n-gram weights silenced, a span's share is exactly its pieces' rows times the
+    label weights, over the length of the whole comment's piece sum."""
+    from moderation.text import word_spans
+
+    scorer = FastScorer(bundle.load_for_scoring(tiny_pieces_bundle))
+    scorer.word_weights, scorer.char_weights = np.zeros_like(scorer.word_weights), np.zeros_like(scorer.char_weights)
+    text = "What utter MORONS, click for free money"
+    spans = word_spans(text)
+    contribution = scorer._span_contributions(spans, *scorer._vectors(normalize(text)))
+    length = np.linalg.norm(pieces.sums(pieces.pieces(normalize(text))))
+    for span, row in zip(spans, contribution):
+        np.testing.assert_allclose(row, scorer.piece_logits[pieces.pieces(normalize(span.text))].sum(axis=0) / length, atol=1e-9)
+    assert np.abs(contribution).sum() > 0
+
+
+def test_train_cli_uses_the_table_and_refuses_a_missing_one(tiny_pieces, tmp_path, monkeypatch):
+    monkeypatch.setenv("MODERATION_INSTANCE_DIR", str(tmp_path / "instance"))
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["train", "--datasets", "examples", "--kind", "logreg", "--out", str(tmp_path / "a"), "--embeddings", str(tmp_path / "none")])
+    assert missing.exit_code != 0 and "no piece-vector table" in missing.output
+    made = runner.invoke(cli, ["train", "--datasets", "examples", "--kind", "logreg", "--out", str(tmp_path / "b"), "--embeddings", str(tiny_pieces)])
+    assert made.exit_code == 0, made.output
+    assert json.loads((tmp_path / "b" / bundle.MANIFEST_FILE).read_text())["training"]["pieces"]["shape"] == [459, 16]
+    monkeypatch.setenv("MODERATION_EMBEDDINGS_DIR", str(tiny_pieces))  # the setting, when built, is the default
+    default = runner.invoke(cli, ["train", "--datasets", "examples", "--kind", "logreg", "--out", str(tmp_path / "c")])
+    assert default.exit_code == 0 and json.loads((tmp_path / "c" / bundle.MANIFEST_FILE).read_text())["training"]["pieces"]
+    off = runner.invoke(cli, ["train", "--datasets", "examples", "--kind", "logreg", "--out", str(tmp_path / "d"), "--no-embeddings"])
+    assert off.exit_code == 0 and json.loads((tmp_path / "d" / bundle.MANIFEST_FILE).read_text())["training"]["pieces"] is None
