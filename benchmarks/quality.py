@@ -2,11 +2,15 @@
 
     python benchmarks/quality.py [--data DIR] [--out benchmarks/results/quality.json]
                                  [--kinds logreg nbsvm svm ensemble] [--chosen ensemble]
+                                 [--embeddings DIR | --no-embeddings]
                                  [--skip-loso] [--loso-caps WORDS CHARS]
 
 Prints one table per metric (rows: dataset/label or held-out group; columns: candidates;
-``*`` marks the best in each row) and whether the chosen kind beats the baselines on
+``*`` marks the best in each row) and whether the chosen model beats the baselines on
 every toxicity and spam set, and writes all of it, with the wall time, as JSON.
+With a piece-vector table (default: the EMBEDDINGS_DIR setting, when built) the chosen
+model is the chosen kind with piece vectors (``ensemble+pieces``), what `moderation train`
+ships; every kind is also shown on n-grams alone.
 Slow (many minutes): it trains every kind once plus one model per held-out group.
 """
 
@@ -25,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sklearn  # noqa: E402
 
+from moderation.pieces import default_pieces_dir, load_pieces, source_facts  # noqa: E402
 from training.compare import (  # noqa: E402
-    BASELINE, EXCLUDED_SOURCES, PROFANITY, PROFANITY_SEEN, SPAM_SOURCES, TOXIC_SOURCES,
+    BASELINE, EXCLUDED_SOURCES, PIECES_SUFFIX, PROFANITY, PROFANITY_SEEN, SPAM_SOURCES, TOXIC_SOURCES,
     beats, compare_on_dev, leave_one_source_out, train_kinds,
 )
 from training.datasets import default_data_dir, select_datasets  # noqa: E402
@@ -104,8 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chosen", choices=KINDS, default="ensemble", help="the kind we ship (judged against the baselines)")
     parser.add_argument("--skip-loso", action="store_true")
     parser.add_argument("--loso-caps", nargs=2, type=int, metavar=("WORDS", "CHARS"), help="lower feature caps for LOSO runs")
+    parser.add_argument("--embeddings", type=Path, default=None, help="piece-vector table (default: EMBEDDINGS_DIR when built)")
+    parser.add_argument("--no-embeddings", action="store_true", help="n-grams only")
     args = parser.parse_args(argv)
     kinds = list(dict.fromkeys([*args.kinds, args.chosen]))
+    pieces_dir = None if args.no_embeddings else args.embeddings or default_pieces_dir()
+    pieces = load_pieces(pieces_dir) if pieces_dir else None
+    chosen = args.chosen + PIECES_SUFFIX if pieces else args.chosen
 
     started = time.perf_counter()
     data_dir = args.data or default_data_dir()
@@ -114,28 +124,32 @@ def main(argv: list[str] | None = None) -> int:
     fitting, calibration, dev = split(examples)
     print(f"data: {data_dir}  datasets: {', '.join(names)}  (not evaluated: {', '.join(sorted(EXCLUDED_SOURCES))})")
     print(f"rows: fitting {len(fitting)}, calibration {len(calibration)}, dev {len(dev)}")
+    print(f"piece vectors: {pieces_dir or 'none'}; judged: {chosen}")
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
     models = train_kinds(fitting, calibration, kinds)
+    if pieces:
+        models.update(train_kinds(fitting, calibration, [args.chosen], pieces=pieces))
     timings["train_kinds"] = time.perf_counter() - t
     t = time.perf_counter()
     dev_rows = compare_on_dev(fitting, calibration, dev, models=models)
     timings["dev_compare"] = time.perf_counter() - t
-    candidates = [*kinds, BASELINE, PROFANITY]
+    candidates = [*models, BASELINE, PROFANITY]
     for metric, title in METRICS:
         print(f"\n== dev rows, {title} ==\n" + table([{**r, "name": f"{r['dataset']} / {r['label']}"} for r in dev_rows], "name", candidates, metric))
     result = {
         "data_dir": str(data_dir),
         "datasets": names,
         "kinds": kinds,
-        "chosen": args.chosen,
+        "chosen": chosen,
+        "pieces": {**source_facts(pieces_dir), "sha256": pieces.digest} if pieces else None,
         "not_evaluated": sorted(EXCLUDED_SOURCES),
         "profanity_check_trained_on": sorted(PROFANITY_SEEN),
         "dev": dev_rows,
-        "dev_verdicts": dev_verdicts(dev_rows, args.chosen),
+        "dev_verdicts": dev_verdicts(dev_rows, chosen),
     }
-    print_verdicts(f"== dev: does {args.chosen} beat the baselines (ROC AUC and AP)? ==", result["dev_verdicts"], args.chosen)
+    print_verdicts(f"== dev: does {chosen} beat the baselines (ROC AUC and AP)? ==", result["dev_verdicts"], chosen)
 
     if not args.skip_loso:
         config = TrainingConfig()
@@ -146,13 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         result["loso"], result["loso_verdicts"] = {}, {}
         for label in LOSO_LABELS:
             t = time.perf_counter()
-            rows = leave_one_source_out(examples, label, args.chosen, config=config)
+            rows = leave_one_source_out(examples, label, args.chosen, config=config, pieces=pieces)
             timings[f"loso_{label}"] = time.perf_counter() - t
             result["loso"][label] = rows
-            result["loso_verdicts"][label] = loso_verdicts(rows, args.chosen)
+            result["loso_verdicts"][label] = loso_verdicts(rows, chosen)
             for metric, title in METRICS:
-                print(f"\n== leave one source out, {label}, {title} ==\n" + table(rows, "held_out", [args.chosen, BASELINE, PROFANITY], metric))
-            print_verdicts(f"== LOSO {label}: does {args.chosen} beat the baselines on the unseen group? ==", result["loso_verdicts"][label], args.chosen)
+                print(f"\n== leave one source out, {label}, {title} ==\n" + table(rows, "held_out", list(dict.fromkeys([args.chosen, chosen, BASELINE, PROFANITY])), metric))
+            print_verdicts(f"== LOSO {label}: does {chosen} beat the baselines on the unseen group? ==", result["loso_verdicts"][label], chosen)
 
     timings["total"] = time.perf_counter() - started
     result["wall_seconds"] = {k: round(v, 1) for k, v in timings.items()}

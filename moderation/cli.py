@@ -55,7 +55,7 @@ def _live_model_dir(config: dict) -> Path:
 
 def _pieces_dir(config: dict, given: str | None, switched_off: bool) -> Path | None:
     """The piece-vector table to train with: ``--embeddings``, else EMBEDDINGS_DIR when it has been built."""
-    from moderation.pieces import SOURCE_FILE
+    from moderation.pieces import SOURCE_FILE, default_pieces_dir
 
     if switched_off:
         return None
@@ -63,8 +63,7 @@ def _pieces_dir(config: dict, given: str | None, switched_off: bool) -> Path | N
         if not (Path(given) / SOURCE_FILE).is_file():
             _fail(f"--embeddings {given}: no piece-vector table there; build one with scripts/build-embeddings {given}")
         return Path(given)
-    default = config["EMBEDDINGS_DIR"]
-    return Path(default) if default and (Path(default) / SOURCE_FILE).is_file() else None
+    return default_pieces_dir(config)
 
 
 @click.group()

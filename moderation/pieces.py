@@ -113,3 +113,11 @@ def load_pieces(directory: Path) -> PieceVectors:
 def source_facts(directory: Path) -> dict:
     """What a table says about itself (model, distiller, dimensions), for a model's manifest."""
     return json.loads((Path(directory) / SOURCE_FILE).read_text())
+
+
+def default_pieces_dir(config: dict | None = None) -> Path | None:
+    """The EMBEDDINGS_DIR setting when a table has been built there; None means n-grams only."""
+    from moderation.config import load_config
+
+    directory = (config or load_config())["EMBEDDINGS_DIR"]
+    return Path(directory) if directory and (Path(directory) / SOURCE_FILE).is_file() else None

@@ -14,7 +14,7 @@ Pure functions: examples in, plain dicts out. No printing, no files.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -36,6 +36,10 @@ PROFANITY = "profanity_check"
 # README), so its scores on those two sets are not out-of-sample: flag, don't trust.
 PROFANITY_SEEN = frozenset({"davidson_hate_offensive", "jigsaw_toxic_binary_sample"})
 EXCLUDED_SOURCES = frozenset({"examples"})  # our tiny hand-written set: too small to measure on
+PIECES_SUFFIX = "+pieces"  # a candidate trained with the piece-vector block too (`moderation.pieces`)
+
+if TYPE_CHECKING:
+    from moderation.pieces import PieceVectors
 
 Scorer = Callable[[list[str]], np.ndarray]  # texts -> probability of one label
 
@@ -86,10 +90,15 @@ def only_label(examples: Iterable[Example], label: str) -> list[Example]:
     return [dataclasses.replace(e, labels={label: e.labels[label]}) for e in examples if label in e.labels]
 
 
-def train_kinds(fitting: list[Example], calibration: list[Example], kinds: Iterable[str] = KINDS, config: TrainingConfig | None = None) -> dict[str, ModerationModel]:
-    """Train each kind once on every label present; training is the slow part, so reuse it."""
+def train_kinds(fitting: list[Example], calibration: list[Example], kinds: Iterable[str] = KINDS, config: TrainingConfig | None = None,
+                pieces: "PieceVectors | None" = None) -> dict[str, ModerationModel]:
+    """Train each kind once on every label present; training is the slow part, so reuse it.
+
+    With ``pieces``, each kind is trained with the piece-vector block too, named ``kind+pieces``.
+    """
     base = config or TrainingConfig()
-    return {kind: train_model(fitting, calibration, dataclasses.replace(base, kind=kind))[0] for kind in kinds}
+    suffix = PIECES_SUFFIX if pieces else ""
+    return {kind + suffix: train_model(fitting, calibration, dataclasses.replace(base, kind=kind), pieces=pieces)[0] for kind in kinds}
 
 
 def compare_on_dev(
@@ -142,6 +151,7 @@ def leave_one_source_out(
     config: TrainingConfig | None = None,
     baseline: bool = True,
     profanity: bool | None = None,
+    pieces: "PieceVectors | None" = None,
 ) -> list[dict]:
     """Train without one group, score all of that group's rows; repeat for every group.
 
@@ -150,6 +160,7 @@ def leave_one_source_out(
     hand-written examples stay in training but are never held out.
 
     :param profanity: include alt-profanity-check (default: for toxicity labels).
+    :param pieces: also train ``kind`` with this piece-vector block (scored as ``kind+pieces``).
     :return: ``[{"held_out", "rows", "positives", "scores": {candidate: metrics}}]``.
     """
     config = dataclasses.replace(config or TrainingConfig(), kind=kind)
@@ -165,6 +176,9 @@ def leave_one_source_out(
         texts = [e.text for e in held]
         model, _ = train_model(fitting, calibration, config)
         scores = {kind: ranking(y, model_scorer(model, label)(texts))}
+        if pieces is not None:
+            with_pieces, _ = train_model(fitting, calibration, config, pieces=pieces)
+            scores[kind + PIECES_SUFFIX] = ranking(y, model_scorer(with_pieces, label)(texts))
         if baseline:
             scores[BASELINE] = ranking(y, baseline_tfidf_logreg(fitting, label).predict_proba(texts))
         if score_profanity is not None:

@@ -101,13 +101,14 @@ def comparison_section(rows: list[dict]) -> str:
     return (
         "ROC AUC / average precision on the dev rows, every candidate trained on the same rows. "
         "`tfidf_logreg` is the classic TF-IDF + logistic regression baseline (no normaliser, no source weights); "
-        "`profanity_check` is alt-profanity-check, which was itself trained on Davidson and Jigsaw data. "
+        "`profanity_check` is alt-profanity-check, which was itself trained on Davidson and Jigsaw data; "
+        "a `+pieces` candidate has the piece-vector block beside its n-grams (the others have n-grams only). "
         "Leave-one-source-out results: `benchmarks/quality.py`.\n\n" + markdown_table(table, ["dataset", "label", *candidates])
     )
 
 
-def _compare(fitting, calibration, dev, chosen_kind: str, model) -> str:
-    from training.compare import compare_on_dev, train_kinds
+def _compare(fitting, calibration, dev, chosen_kind: str, model, with_pieces: bool) -> str:
+    from training.compare import PIECES_SUFFIX, compare_on_dev, train_kinds
     from training.fit import KINDS
 
     try:
@@ -115,8 +116,8 @@ def _compare(fitting, calibration, dev, chosen_kind: str, model) -> str:
         profanity = True
     except ImportError:
         profanity = False
-    others = train_kinds(fitting, calibration, [k for k in KINDS if k != chosen_kind])
-    rows = compare_on_dev(fitting, calibration, dev, models={chosen_kind: model, **others}, profanity=profanity)
+    others = train_kinds(fitting, calibration, [k for k in KINDS if with_pieces or k != chosen_kind])  # n-grams alone, every kind
+    rows = compare_on_dev(fitting, calibration, dev, models={chosen_kind + (PIECES_SUFFIX if with_pieces else ""): model, **others}, profanity=profanity)
     return comparison_section(rows)
 
 
@@ -185,7 +186,7 @@ def run_training(
     sections = {"Calibration": calibration_section(probabilities, model.labels, held_out, config)}
     if compare:
         progress("comparing candidate models")
-        sections["Candidates compared"] = _compare(fitting, calibration, dev, config.kind, model)
+        sections["Candidates compared"] = _compare(fitting, calibration, dev, config.kind, model, with_pieces=bool(backend_facts.get("pieces")))
     progress("writing report")
     write_report(
         Path(out_dir) / "report",
