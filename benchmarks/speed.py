@@ -89,10 +89,11 @@ def main() -> None:
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
 
     if args.train:
+        from moderation.pieces import default_pieces_dir
         from training.pipeline import run_training
 
         start = time.perf_counter()
-        run_training(args.data, model_dir)
+        run_training(args.data, model_dir, pieces_dir=default_pieces_dir())  # what `moderation train` does
         results["training_seconds"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -104,6 +105,7 @@ def main() -> None:
     results["scoring_load_seconds"] = time.perf_counter() - start
     results["bundle_mb"] = sum(p.stat().st_size for p in model_dir.glob("*") if p.is_file()) / 1e6
     results["model_version"] = model.version
+    results["piece_vectors"] = model.weights.pieces is not None
 
     warm, measured = dev_texts(args.data)
     measured = measured[:5000]
@@ -153,7 +155,7 @@ def main() -> None:
     ]
     if "training_seconds" in results:
         targets.append(("full training (s)", results["training_seconds"], "<= 300"))
-    print(f"model {model.version}; {len(measured)} dev comments, median {results['median_comment_chars']:.0f} chars")
+    print(f"model {model.version} ({'with' if results['piece_vectors'] else 'without'} piece vectors); {len(measured)} dev comments, median {results['median_comment_chars']:.0f} chars")
     print(f"{'measure':50} {'value':>10}  target")
     for name, value, target in targets:
         print(f"{name:50} {value:10.2f}  {target}")
