@@ -55,19 +55,21 @@ class _Block:
 
 @dataclass(frozen=True)
 class _Token:
-    """What one white-space token contributes: its words, their columns, its char columns, its pieces."""
+    """What one white-space token contributes: its words, their columns, its char columns, its
+    pieces and their pull on each label (before the comment's piece-sum length scales it)."""
 
     words: tuple[str, ...]
     word_columns: np.ndarray
     char_columns: np.ndarray
     pieces: np.ndarray
+    pull: np.ndarray
 
 
 @dataclass
 class _PieceSum:
-    """A comment's piece ids and the length of their vector sum (its piece vector is the sum over that)."""
+    """A comment's piece pull on each label and the length of its piece sum (its piece vector is the sum over that)."""
 
-    ids: np.ndarray
+    pull: np.ndarray
     norm: float
 
     def scale(self) -> float:
@@ -105,8 +107,9 @@ class FastScorer:
     def _token_uncached(self, token: str) -> _Token:
         """Look up one token's word and char columns once; words repeat endlessly."""
         token_words = tuple(words(token))
+        pieces = self.pieces.pieces_of_token(token) if self.pieces else _EMPTY
         return _Token(token_words, self._columns(token_words, self.word_vocabulary), self._columns(char_ngrams_of_word(token), self.char_vocabulary),
-                      self.pieces.pieces_of_token(token) if self.pieces else _EMPTY)
+                      pieces, self.piece_logits[pieces].sum(axis=0))
 
     def _bigram_columns(self, sequence: tuple[str, ...]) -> np.ndarray:
         return self._columns((f"{a} {b}" for a, b in zip(sequence, sequence[1:])), self.word_vocabulary)
@@ -117,15 +120,16 @@ class FastScorer:
         if len(tokens) == 1:
             return tokens[0]
         if not tokens:
-            return _Token((), _EMPTY, _EMPTY, _EMPTY)
+            return _Token((), _EMPTY, _EMPTY, _EMPTY, np.zeros(len(self.labels)))
+        pieces = np.concatenate([t.pieces for t in tokens])
         return _Token(tuple(w for t in tokens for w in t.words), np.concatenate([t.word_columns for t in tokens]),
-                      np.concatenate([t.char_columns for t in tokens]), np.concatenate([t.pieces for t in tokens]))
+                      np.concatenate([t.char_columns for t in tokens]), pieces, self.piece_logits[pieces].sum(axis=0))
 
     def _vectors(self, normalized: str) -> tuple[_Block, _Block, _PieceSum]:
         """One comment's word and char TF-IDF blocks and its piece sum."""
         joined = self._joined(normalized)
         word_columns = np.concatenate([joined.word_columns, self._bigram_columns(joined.words)])
-        pieces = _PieceSum(joined.pieces, float(np.linalg.norm(self.pieces.sums(joined.pieces))) if joined.pieces.size else 0.0)
+        pieces = _PieceSum(joined.pull, float(np.linalg.norm(self.pieces.sums(joined.pieces))) if joined.pieces.size else 0.0)
         return _Block.build(word_columns, self.word_idf), _Block.build(joined.char_columns, self.char_idf), pieces
 
     def _logits(self, word_block: _Block, char_block: _Block, pieces: _PieceSum) -> np.ndarray:
@@ -133,7 +137,7 @@ class FastScorer:
             self.intercept
             + word_block.values @ self.word_weights[word_block.columns]
             + char_block.values @ self.char_weights[char_block.columns]
-            + self.piece_logits[pieces.ids].sum(axis=0) * pieces.scale()
+            + pieces.pull * pieces.scale()
         )
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
@@ -169,13 +173,13 @@ class FastScorer:
             word_cols = np.concatenate([word_cols, bigrams, bigrams])
             word_owner = np.concatenate([word_owner, [i for _, i, _ in half], [j for _, _, j in half]])
             word_share = np.concatenate([word_share, np.tile(0.5 * word_block.share(bigrams), 2)])
-        piece_ids = np.concatenate([f.pieces for f in features]) if features else _EMPTY
-        piece_owner = np.repeat(owner, [f.pieces.size for f in features])
-        values = np.hstack([self.word_weights[word_cols].T * word_share, self.char_weights[char_cols].T * char_block.share(char_cols),
-                            self.piece_logits[piece_ids].T * pieces.scale()])
-        owners = np.concatenate([word_owner, char_owner, piece_owner]).astype(np.int64)
+        values = np.hstack([self.word_weights[word_cols].T * word_share, self.char_weights[char_cols].T * char_block.share(char_cols)])
+        owners = np.concatenate([word_owner, char_owner]).astype(np.int64)
         # Sum each label's occurrence shares per span (bincount is many times faster than np.add.at).
-        return np.column_stack([np.bincount(owners, weights=row, minlength=n_spans) for row in values])
+        contribution = np.column_stack([np.bincount(owners, weights=row, minlength=n_spans) for row in values])
+        if self.pieces and features:
+            contribution += np.array([f.pull for f in features]) * pieces.scale()
+        return contribution
 
     @functools.cached_property
     def batch(self) -> BatchScorer:
