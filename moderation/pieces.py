@@ -17,6 +17,7 @@ Needs `tokenizers` only; the distillation, which needs torch, is `training.disti
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -51,7 +52,6 @@ class PieceVectors:
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_str(self.tokenizer_json)
-        self.rows = self.table.astype(np.float32)  # sums in float32: float16 would round at every step
         self.pieces_of_token = cache_short(self._pieces_of_token_uncached, 1 << 17)
 
     def __getstate__(self) -> dict:
@@ -80,8 +80,14 @@ class PieceVectors:
         return np.array(ids, dtype=np.int64) if ids else _NO_PIECES
 
     def sums(self, ids: np.ndarray) -> np.ndarray:
-        """The sum of the rows of ``ids``, in float64."""
-        return self.rows[ids].sum(axis=0, dtype=np.float64)
+        """The sum of the rows of ``ids``, in float64 (float16 would round at every step)."""
+        return self.table[ids].sum(axis=0, dtype=np.float64)
+
+    @functools.cached_property
+    def rows(self) -> np.ndarray:
+        """The table in float32, for sparse products over whole batches (made on first use: a
+        server scoring one comment at a time never needs the 30 MB)."""
+        return self.table.astype(np.float32)
 
     def pieces(self, normalized: str) -> np.ndarray:
         """The piece ids of one normalised text, token by token."""

@@ -92,7 +92,7 @@ class FastScorer:
         self.char_weights = np.ascontiguousarray(coef[:, n_words:n_ngrams].T)
         self.pieces = weights.pieces
         # Each piece's pull on each label's log-odds, before the comment's length scales it: (n_pieces, n_labels).
-        self.piece_logits = self.pieces.rows.astype(np.float64) @ coef[:, n_ngrams:].T if self.pieces else np.zeros((0, len(self.labels)))
+        self.piece_logits = self.pieces.table.astype(np.float64) @ coef[:, n_ngrams:].T if self.pieces else np.zeros((0, len(self.labels)))
         self.intercept = np.asarray(weights.intercept, dtype=np.float64)
         self.calibration = np.asarray(weights.calibration, dtype=np.float64)
         self._token = cache_short(self._token_uncached, cache_size)
