@@ -82,7 +82,7 @@ def write_tiny_pieces(directory: Path, dims: int = 16) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     np.save(directory / "table.npy", table.astype(np.float16))
     (directory / "tokenizer.json").write_text(tokenizer.to_str(), encoding="utf-8")
-    (directory / "source.json").write_text(json.dumps({"teacher": "tests: seeded noise", "unknown_id": 1, "shape": list(table.shape)}))
+    (directory / "source.json").write_text(json.dumps({"teacher": "seeded noise", "distiller": "tests/conftest.py", "unknown_id": 1, "shape": list(table.shape)}))
     return directory
 
 

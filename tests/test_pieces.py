@@ -90,3 +90,9 @@ def test_train_cli_uses_the_table_and_refuses_a_missing_one(tiny_pieces, tmp_pat
     assert default.exit_code == 0 and json.loads((tmp_path / "c" / bundle.MANIFEST_FILE).read_text())["training"]["pieces"]
     off = runner.invoke(cli, ["train", "--datasets", "examples", "--kind", "logreg", "--out", str(tmp_path / "d"), "--no-embeddings"])
     assert off.exit_code == 0 and json.loads((tmp_path / "d" / bundle.MANIFEST_FILE).read_text())["training"]["pieces"] is None
+
+
+def test_the_report_says_what_the_model_reads(tiny_bundle, tiny_pieces_bundle):
+    with_pieces = (tiny_pieces_bundle / "report" / "report.md").read_text()
+    assert "## Features" in with_pieces and "piece vectors: seeded noise distilled by tests/conftest.py, table 459 x 16" in with_pieces
+    assert "No piece-vector table was found" in (tiny_bundle / "report" / "report.md").read_text()

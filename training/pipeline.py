@@ -92,6 +92,23 @@ def calibration_section(probabilities: np.ndarray, labels: list[str], dev: list[
     return "\n".join(parts)
 
 
+def features_section(backend_facts: dict, label_facts: dict) -> str:
+    """What the model reads: n-grams, and the piece-vector table with each label's blend when it has one."""
+    pieces = backend_facts.get("pieces")
+    if backend_facts.get("backend") == "streaming":
+        return "Hashed word (1-2) and character (2-5) n-grams, TF-IDF weighted; no piece vectors (the streaming backend)."
+    if not pieces:
+        return ("Word (1-2) and character (2-5) n-grams, TF-IDF weighted. No piece-vector table was found: "
+                "`scripts/build-embeddings`, then retrain, adds one.")
+    blends = [{"label": label, "ngrams": f["stacking"]["ngrams"], "pieces": f["stacking"]["pieces"]}
+              for label, f in label_facts.items() if "stacking" in f]
+    return (
+        f"Word (1-2) and character (2-5) n-grams, TF-IDF weighted, and piece vectors: {pieces.get('teacher', '?')} distilled by "
+        f"{pieces.get('distiller', '?')}, table {' x '.join(map(str, pieces.get('shape', [])))}, sha256 `{pieces['sha256'][:16]}...`. "
+        "Each label's n-gram and piece-vector log-odds were weighed on the calibration rows:\n\n" + markdown_table(blends, ["label", "ngrams", "pieces"])
+    )
+
+
 def comparison_section(rows: list[dict]) -> str:
     """Render `training.compare.compare_on_dev` rows as one Markdown table (ROC AUC / AP per candidate)."""
     candidates = list(rows[0]["scores"]) if rows else []
@@ -183,7 +200,8 @@ def run_training(
         "training": {**backend_facts, **asdict(config), "label_facts": facts},
         "dev_metrics": rows,
     })
-    sections = {"Calibration": calibration_section(probabilities, model.labels, held_out, config)}
+    sections = {"Features": features_section(backend_facts, facts),
+                "Calibration": calibration_section(probabilities, model.labels, held_out, config)}
     if compare:
         progress("comparing candidate models")
         sections["Candidates compared"] = _compare(fitting, calibration, dev, config.kind, model, with_pieces=bool(backend_facts.get("pieces")))
