@@ -54,6 +54,22 @@ def _entry_rows(matrix: sparse.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
 
 
+def _positions(matrix: sparse.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each (row, column) is stored in a canonical CSR matrix: positions in ``data``, and whether it is stored at all."""
+    keys = _entry_rows(matrix) * matrix.shape[1] + matrix.indices  # sorted: the matrix is canonical
+    wanted = rows * matrix.shape[1] + columns
+    if not keys.size:
+        return np.zeros(wanted.size, dtype=np.int64), np.zeros(wanted.size, dtype=bool)
+    where = np.searchsorted(keys, wanted).clip(max=keys.size - 1)
+    return where, keys[where] == wanted
+
+
+def _values_at(matrix: sparse.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The stored value at each (row, column) of a canonical CSR matrix, 0 where nothing is stored."""
+    where, found = _positions(matrix, rows, columns)
+    return np.where(found, matrix.data[where] if matrix.data.size else 0.0, 0.0)
+
+
 def _csr(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
     """Build a CSR matrix in canonical form: duplicates summed, columns sorted in each row."""
     matrix = sparse.csr_matrix((values, (rows, columns)), shape=shape)
@@ -260,18 +276,30 @@ class BatchScorer:
             counts.append(sparse.csr_matrix(matrix))
         return counts
 
-    def _piece_pulls(self, distinct: list[str], comments: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """Each distinct token's pull on each label's log-odds (tokens x labels), and each comment's
+    def _token_pieces(self, distinct: list[str]) -> sparse.csr_matrix:
+        """How often each piece occurs in each distinct token (tokens x pieces)."""
+        ids = [self.scorer.pieces.pieces_of_token(token) for token in distinct]
+        return sparse.csr_matrix((np.ones(sum(i.size for i in ids)), np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64), _indptr(ids)),
+                                 shape=(len(distinct), self.scorer.piece_logits.shape[0]))
+
+    def _piece_pull(self, comment_pieces: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """Each comment's pieces' pull on each label's log-odds, scaled (comments x labels), and the
         scale: one over the length of its piece-vector sum (0 without pieces)."""
-        scorer = self.scorer
-        if scorer.pieces is None:
-            return np.zeros((len(distinct), len(scorer.labels))), np.zeros(comments.shape[0])
-        ids = [scorer.pieces.pieces_of_token(token) for token in distinct]
-        token_pieces = sparse.csr_matrix((np.ones(sum(i.size for i in ids)), np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64), _indptr(ids)),
-                                         shape=(len(distinct), scorer.piece_logits.shape[0]))
-        sums = (comments @ token_pieces) @ scorer.pieces.rows
-        norms = np.linalg.norm(sums, axis=1)
-        return np.asarray(token_pieces @ scorer.piece_logits), np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        norms = np.linalg.norm(np.asarray(comment_pieces @ self.scorer.pieces.rows), axis=1)
+        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        return np.asarray(comment_pieces @ self.scorer.piece_logits) * scale[:, None], scale
+
+    def _piece_contributions(self, span_pieces: sparse.csr_matrix, owner: np.ndarray, comment_pieces: sparse.csr_matrix, scale: np.ndarray) -> np.ndarray:
+        """Each span's share of the piece block's log-odds (spans x labels), as
+        `FastScorer._piece_contributions` gives it: each claim of a piece gets the comment's
+        count of it over the comment's claims of it, times the comment's scale."""
+        n_comments = comment_pieces.shape[0]
+        claims = sparse.csr_matrix((np.ones(owner.size), (owner, np.arange(owner.size))), shape=(n_comments, owner.size)) @ span_pieces
+        claims.sum_duplicates()
+        claims = sparse.csr_matrix(claims)
+        present = _values_at(comment_pieces, _entry_rows(claims), claims.indices) * scale[_entry_rows(claims)]
+        return self._contributions(span_pieces, owner, claims, sparse.csr_matrix((present, claims.indices, claims.indptr), shape=claims.shape),
+                                   self.scorer.piece_logits)
 
     def _logits(self, word_x: sparse.csr_matrix, char_x: sparse.csr_matrix, piece_pull: np.ndarray) -> np.ndarray:
         scorer = self.scorer
@@ -282,11 +310,10 @@ class BatchScorer:
         normalized = [normalize(text) for text in texts]
         distinct, (incidence,) = self._token_incidence([text.split() for text in normalized])
         (char_counts,) = self._char_counts(distinct, [incidence])
-        token_pull, scale = self._piece_pulls(distinct, incidence)
         word_counts, _ = self._word_counts(list(map(words, normalized)), [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         scorer = self.scorer
-        return scorer.probabilities(self._logits(_tfidf(word_counts, scorer.word_idf), _tfidf(char_counts, scorer.char_idf),
-                                                 np.asarray(incidence @ token_pull) * scale[:, None]))
+        piece_pull = self._piece_pull(incidence @ self._token_pieces(distinct))[0] if scorer.pieces is not None else 0.0
+        return scorer.probabilities(self._logits(_tfidf(word_counts, scorer.word_idf), _tfidf(char_counts, scorer.char_idf), piece_pull))
 
     @staticmethod
     def _contributions(occurrences: sparse.csr_matrix, owner: np.ndarray, counts: sparse.csr_matrix, tfidf: sparse.csr_matrix, weights: np.ndarray) -> np.ndarray:
@@ -296,14 +323,9 @@ class BatchScorer:
         TF-IDF value in the span's comment (row ``owner[span]``) divided by the feature's
         count there, 0 when the comment lacks it, times the label's weight.
         """
-        n_features = counts.shape[1]
-        keys = _entry_rows(counts) * n_features + counts.indices  # sorted: the matrix is canonical
-        wanted = owner[_entry_rows(occurrences)] * n_features + occurrences.indices
-        share = np.zeros(wanted.size)
-        if keys.size:
-            where = np.searchsorted(keys, wanted).clip(max=keys.size - 1)
-            found = keys[where] == wanted
-            share[found] = tfidf.data[where[found]] / counts.data[where[found]]
+        where, found = _positions(counts, owner[_entry_rows(occurrences)], occurrences.indices)
+        share = np.zeros(found.size)
+        share[found] = tfidf.data[where[found]] / counts.data[where[found]]
         shares = sparse.csr_matrix((share * occurrences.data, occurrences.indices, occurrences.indptr), shape=occurrences.shape)
         return np.asarray(shares @ weights)
 
@@ -315,14 +337,19 @@ class BatchScorer:
         parts = list(map(self._span_parts, distinct))
         tokens, incidences = self._token_incidence([text.split() for text in normalized], [tokens for tokens, _ in parts])
         char_counts, distinct_chars = self._char_counts(tokens, incidences)
-        token_pull, scale = self._piece_pulls(tokens, incidences[0])
         word_counts, span_word_counts = self._word_counts(list(map(words, normalized)), [w for _, w in parts], span_ids, spans.owner)
         scorer = self.scorer
         word_x, char_x = _tfidf(word_counts, scorer.word_idf), _tfidf(char_counts, scorer.char_idf)
         contribution = self._contributions(span_word_counts, spans.owner, word_counts, word_x, scorer.word_weights)
         contribution += self._contributions(distinct_chars[span_ids], spans.owner, char_counts, char_x, scorer.char_weights)
-        contribution += np.asarray(incidences[1] @ token_pull)[span_ids] * scale[spans.owner][:, None]
-        return self._logits(word_x, char_x, np.asarray(incidences[0] @ token_pull) * scale[:, None]), spans, contribution
+        piece_pull = 0.0
+        if scorer.pieces is not None:
+            token_pieces = self._token_pieces(tokens)
+            comment_pieces = sparse.csr_matrix(incidences[0] @ token_pieces)
+            comment_pieces.sum_duplicates()
+            piece_pull, scale = self._piece_pull(comment_pieces)
+            contribution += self._piece_contributions(sparse.csr_matrix((incidences[1] @ token_pieces)[span_ids]), spans.owner, comment_pieces, scale)
+        return self._logits(word_x, char_x, piece_pull), spans, contribution
 
     def _top_terms(self, contribution: np.ndarray, spans: Spans, n_comments: int, top: int) -> list[list[dict]]:
         """Pick each comment's ``top`` spans per label with positive weight, strongest first.

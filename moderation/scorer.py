@@ -67,13 +67,19 @@ class _Token:
 
 @dataclass
 class _PieceSum:
-    """A comment's piece pull on each label and the length of its piece sum (its piece vector is the sum over that)."""
+    """A comment's pieces, their pull on each label and the length of their sum (its piece vector is the sum over that)."""
 
+    ids: np.ndarray
     pull: np.ndarray
     norm: float
 
     def scale(self) -> float:
         return 1.0 / self.norm if self.norm > 0 else 0.0
+
+
+def _piece_logits(table: np.ndarray, weights: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """``table @ weights.T`` in float64, a few thousand rows at a time (a whole float64 copy of the table would be 60 MB)."""
+    return np.vstack([table[start : start + chunk].astype(np.float64) @ weights.T for start in range(0, table.shape[0], chunk)])
 
 
 class FastScorer:
@@ -92,7 +98,7 @@ class FastScorer:
         self.char_weights = np.ascontiguousarray(coef[:, n_words:n_ngrams].T)
         self.pieces = weights.pieces
         # Each piece's pull on each label's log-odds, before the comment's length scales it: (n_pieces, n_labels).
-        self.piece_logits = self.pieces.table.astype(np.float64) @ coef[:, n_ngrams:].T if self.pieces else np.zeros((0, len(self.labels)))
+        self.piece_logits = _piece_logits(self.pieces.table, coef[:, n_ngrams:]) if self.pieces else np.zeros((0, len(self.labels)))
         self.intercept = np.asarray(weights.intercept, dtype=np.float64)
         self.calibration = np.asarray(weights.calibration, dtype=np.float64)
         self._token = cache_short(self._token_uncached, cache_size)
@@ -129,7 +135,7 @@ class FastScorer:
         """One comment's word and char TF-IDF blocks and its piece sum."""
         joined = self._joined(normalized)
         word_columns = np.concatenate([joined.word_columns, self._bigram_columns(joined.words)])
-        pieces = _PieceSum(joined.pull, float(np.linalg.norm(self.pieces.sums(joined.pieces))) if joined.pieces.size else 0.0)
+        pieces = _PieceSum(joined.pieces, joined.pull, float(np.linalg.norm(self.pieces.sums(joined.pieces))) if joined.pieces.size else 0.0)
         return _Block.build(word_columns, self.word_idf), _Block.build(joined.char_columns, self.char_idf), pieces
 
     def _logits(self, word_block: _Block, char_block: _Block, pieces: _PieceSum) -> np.ndarray:
@@ -155,7 +161,7 @@ class FastScorer:
         Every span's feature columns are gathered with the span that owns them and
         attributed in one vectorised pass. A bigram's share goes half to each of its two
         words (all of it to a span holding both). A piece's share is its row's pull,
-        scaled by the comment's piece-sum length.
+        scaled by the comment's piece-sum length (`_piece_contributions`).
         """
         n_spans = len(spans)
         features = [self._span_features(span.text) for span in spans]
@@ -176,10 +182,30 @@ class FastScorer:
         values = np.hstack([self.word_weights[word_cols].T * word_share, self.char_weights[char_cols].T * char_block.share(char_cols)])
         owners = np.concatenate([word_owner, char_owner]).astype(np.int64)
         # Sum each label's occurrence shares per span (bincount is many times faster than np.add.at).
-        contribution = np.column_stack([np.bincount(owners, weights=row, minlength=n_spans) for row in values])
-        if self.pieces and features:
-            contribution += np.array([f.pull for f in features]) * pieces.scale()
+        contribution = np.column_stack([np.bincount(owners, weights=row, minlength=n_spans) for row in values]).astype(np.float64)
+        if self.pieces is not None and features:
+            contribution += self._piece_contributions(features, pieces)
         return contribution
+
+    def _piece_contributions(self, features: list[_Token], pieces: _PieceSum) -> np.ndarray:
+        """Each span's share of the piece block's log-odds (n_spans x n_labels).
+
+        A span claims the pieces of its own normalised text. Usually the spans' claims are
+        exactly the comment's pieces, and each span gets its cached pull. Where they differ
+        (letters spaced out or joined by the normaliser, a shouting marker that every
+        capitalised word claims), each claim of a piece gets the comment's count of it over
+        the number of claims: the comment's pieces are shared out, never invented, and a
+        piece no span claims stays unattributed.
+        """
+        claimed = np.concatenate([f.pieces for f in features])
+        if np.array_equal(claimed, pieces.ids):
+            return np.array([f.pull for f in features]) * pieces.scale()
+        owner = np.repeat(np.arange(len(features)), [f.pieces.size for f in features])
+        distinct, inverse, claims = np.unique(claimed, return_inverse=True, return_counts=True)
+        present = np.searchsorted(np.sort(pieces.ids), distinct, side="right") - np.searchsorted(np.sort(pieces.ids), distinct, side="left")
+        weight = (present / claims)[inverse.reshape(-1)] * pieces.scale()
+        pulls = self.piece_logits[claimed].T * weight
+        return np.column_stack([np.bincount(owner, weights=row, minlength=len(features)) for row in pulls]) if claimed.size else np.zeros((len(features), len(self.labels)))
 
     @functools.cached_property
     def batch(self) -> BatchScorer:

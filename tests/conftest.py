@@ -25,6 +25,9 @@ AWKWARD_TEXTS = [
     "Привет, как дела?",
     "<br />&amp; <script>alert(1)</script>",
     "Cheap loans, call 0800 123 4567 today or text +44 7700 900123",
+    "👍",  # normalises to nothing
+    "u r a m0r0n l0s3r",  # spaced letters the normaliser joins
+    "YOU ARE AN IDIOT OK",  # shouting: a marker no single word owns
 ]
 
 PUBLIC_SETS = ("youtube_spam", "sms_spam", "impermium_insults", "davidson_hate_offensive", "olid_offenseval2019", "jigsaw_toxic_binary_sample")

@@ -34,7 +34,9 @@ def test_token_by_token_pieces_equal_the_whole_text_cut(pieces, text):
 
 
 def test_vectors_have_unit_length_or_are_zero(pieces):
-    vectors = pieces.transform([normalize(t) for t in AWKWARD_TEXTS] + ["🙂🙂"])
+    unknown_only = "abcdefghij" * 15  # WordPiece gives up on a word over 100 characters: one unknown piece, dropped
+    assert normalize(unknown_only) and not pieces.pieces(normalize(unknown_only)).size
+    vectors = pieces.transform([normalize(t) for t in AWKWARD_TEXTS] + [normalize(unknown_only)])
     norms = np.linalg.norm(vectors, axis=1)
     assert np.allclose(norms[norms > 0], 1.0)
     assert norms[-1] == 0.0  # nothing but unknown pieces: no direction at all, not NaN
@@ -56,25 +58,44 @@ def test_the_manifest_names_the_table_and_the_blend(tiny_pieces_bundle, pieces):
     assert np.abs(coef[:, -pieces.dims:]).sum() > 0  # the piece block has weight in the folded model
 
 
-def test_piece_block_changes_the_scores(tiny_bundle, tiny_pieces_bundle):
-    plain, with_pieces = (FastScorer(bundle.load_for_scoring(b)) for b in (tiny_bundle, tiny_pieces_bundle))
-    assert not np.allclose(plain.score_batch(AWKWARD_TEXTS), with_pieces.score_batch(AWKWARD_TEXTS))
+def test_scoring_uses_the_piece_block(tiny_pieces_bundle):
+    """Silencing the piece weights of the trained model changes its scores: they are not decoration."""
+    scorer = FastScorer(bundle.load_for_scoring(tiny_pieces_bundle))
+    before = scorer.score_batch(AWKWARD_TEXTS)
+    scorer.piece_logits = np.zeros_like(scorer.piece_logits)
+    scorer.__dict__.pop("batch", None)
+    silenced = scorer.score_batch(AWKWARD_TEXTS)
+    assert np.abs(before - silenced).max() > 0.01
+    np.testing.assert_allclose([list(scorer.score(t).values()) for t in AWKWARD_TEXTS], silenced, atol=1e-9)  # both paths
 
 
-def test_each_span_gets_the_pull_of_its_own_pieces(tiny_pieces_bundle, pieces):
-    """With the n-gram weights silenced, a span's share is exactly its pieces' rows times the
-    label weights, over the length of the whole comment's piece sum."""
+@pytest.mark.parametrize("text", [
+    "What utter morons, click for free money",  # spans claim exactly the comment's pieces
+    "u r a m0r0n l0s3r",  # the normaliser joins spaced letters: the spans' pieces differ from the comment's
+    "YOU ARE AN IDIOT OK",  # every capitalised span claims the shouting marker the comment has once
+    "f u c k you moron",
+    "👍",
+])
+def test_spans_share_out_the_comment_pieces_never_more(tiny_pieces_bundle, pieces, text):
+    """With the n-gram weights silenced, the spans' shares add up to the pull of exactly those of the
+    comment's pieces that some span claims (each counted as often as the comment has it), over the
+    length of the comment's piece sum: nothing invented, nothing counted twice."""
+    from collections import Counter
+
     from moderation.text import word_spans
 
     scorer = FastScorer(bundle.load_for_scoring(tiny_pieces_bundle))
     scorer.word_weights, scorer.char_weights = np.zeros_like(scorer.word_weights), np.zeros_like(scorer.char_weights)
-    text = "What utter MORONS, click for free money"
     spans = word_spans(text)
     contribution = scorer._span_contributions(spans, *scorer._vectors(normalize(text)))
+    comment = Counter(pieces.pieces(normalize(text)).tolist())
+    claimed = {p for span in spans for p in pieces.pieces(normalize(span.text)).tolist()}
+    ids = [p for p, n in comment.items() if p in claimed for _ in range(n)]
     length = np.linalg.norm(pieces.sums(pieces.pieces(normalize(text))))
-    for span, row in zip(spans, contribution):
-        np.testing.assert_allclose(row, scorer.piece_logits[pieces.pieces(normalize(span.text))].sum(axis=0) / length, atol=1e-9)
-    assert np.abs(contribution).sum() > 0
+    expected = scorer.piece_logits[ids].sum(axis=0) / length if ids else np.zeros(len(scorer.labels))
+    np.testing.assert_allclose(contribution.sum(axis=0), expected, atol=1e-9)
+    _, batch_terms = scorer.explain_batch([text])
+    assert batch_terms[0] == scorer.score_and_explain(text)[1]
 
 
 def test_train_cli_uses_the_table_and_refuses_a_missing_one(tiny_pieces, tmp_path, monkeypatch):
