@@ -52,6 +52,7 @@ def library_versions() -> dict[str, str]:
     import numpy
     import scipy
     import sklearn
+    import tokenizers
 
     return {
         "python": platform.python_version(),
@@ -59,6 +60,7 @@ def library_versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
         "joblib": joblib.__version__,
+        "tokenizers": tokenizers.__version__,  # cuts text into the piece-vector table's pieces
     }
 
 

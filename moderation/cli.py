@@ -108,11 +108,14 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare, backen
             bar.set_postfix_str(stage)
             bar.update(1)
 
+        pieces_dir = _pieces_dir(config, embeddings_dir, no_embeddings)
+        if pieces_dir and (backend or config["TRAINING_BACKEND"]) == "streaming":
+            click.echo(f"note: the streaming backend trains on hashed n-grams only; the piece-vector table {pieces_dir} is not used", err=True)
         try:
             manifest, rows = run_training(
                 data, out,
                 names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind), compare=compare,
-                backend=backend or config["TRAINING_BACKEND"], pieces_dir=_pieces_dir(config, embeddings_dir, no_embeddings), progress=progress,
+                backend=backend or config["TRAINING_BACKEND"], pieces_dir=pieces_dir, progress=progress,
             )
         except ValueError as error:
             _fail(str(error))

