@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 MODEL_FILE = "model.joblib"
 WEIGHTS_FILE = "weights.npz"
+# The feature blocks this version can compute. A bundle lists the ones its weights cover, so a
+# process that does not know one refuses the bundle instead of scoring without it.
+FEATURE_BLOCKS = ("words", "chars", "pieces")
 MANIFEST_FILE = "manifest.json"
 
 
@@ -87,6 +90,7 @@ def save(model: ModerationModel, out_dir: Path, manifest: dict) -> dict:
             "thresholds": model.thresholds,
             **{k: v for k, v in manifest.items() if k != "version"},
             "libraries": library_versions(),
+            "feature_blocks": ["words", "chars", *(["pieces"] if model.weights.pieces is not None else [])],
             "model_file": MODEL_FILE,
             "sha256": digest,
             "weights_file": WEIGHTS_FILE,
@@ -114,6 +118,12 @@ def read_manifest(bundle_dir: Path) -> dict:
     for key in ("version", "sha256", "labels", "libraries"):
         if key not in manifest:
             raise BundleError(f"manifest {path} lacks {key!r}; retrain with `moderation train`")
+    unknown = [block for block in manifest.get("feature_blocks", ["words", "chars"]) if block not in FEATURE_BLOCKS]
+    if unknown:
+        raise BundleError(
+            f"bundle {manifest['version']} reads features this version cannot compute ({', '.join(unknown)}): "
+            "it was built by a newer comment-moderation; upgrade, or serve a model trained by this version"
+        )
     return manifest
 
 

@@ -131,3 +131,15 @@ def test_save_replaces_a_bundle_whole(tiny_model, tmp_path):
     assert bundle.read_manifest(out)["note"] == "second"
     assert first["sha256"] == second["sha256"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle-")]
+
+
+def test_a_bundle_with_features_this_version_cannot_compute_is_refused(tiny_bundle_copy):
+    """Rolling back the code while a newer model is live must not score with part of its weights."""
+    path = tiny_bundle_copy / bundle.MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    assert manifest["feature_blocks"] == ["words", "chars"]
+    manifest["feature_blocks"].append("sentence_vectors")
+    path.write_text(json.dumps(manifest))
+    for load in (bundle.load, bundle.load_for_scoring):
+        with pytest.raises(bundle.BundleError, match="newer comment-moderation"):
+            load(tiny_bundle_copy)

@@ -52,6 +52,7 @@ def test_pieces_survive_pickling(pieces):
 def test_the_manifest_names_the_table_and_the_blend(tiny_pieces_bundle, pieces):
     manifest = bundle.read_manifest(tiny_pieces_bundle)
     assert manifest["training"]["pieces"]["sha256"] == pieces.digest
+    assert manifest["feature_blocks"] == ["words", "chars", "pieces"]
     blends = [facts["stacking"] for facts in manifest["training"]["label_facts"].values() if "stacking" in facts]
     assert blends and all(blend["pieces"] != 0 for blend in blends)
     coef = bundle.load(tiny_pieces_bundle).weights.coef
