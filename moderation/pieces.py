@@ -5,8 +5,8 @@ The n-gram blocks know only the words they saw in training. A table of word-piec
 that "moron" sits near "idiot" and "promo code" near "discount", which is what carries a
 model to sites and periods it never saw. A comment's vector is the sum of its pieces'
 rows, scaled to unit length, so a label's log-odds from this block is
-``sum(piece_logit[p]) / norm``: each piece's share is exact, and explanations stay
-word by word.
+``sum(piece_logit[p]) / norm``: each piece has its own share, and explanations stay
+word by word (`moderation.scorer` credits a piece to the word it was cut from).
 
 Pieces are cut token by token (the BERT pre-tokenizer never lets a piece cross white
 space), so every path (training, single comments, batches, spans of an explanation)

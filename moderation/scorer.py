@@ -98,7 +98,7 @@ class FastScorer:
         self.char_weights = np.ascontiguousarray(coef[:, n_words:n_ngrams].T)
         self.pieces = weights.pieces
         # Each piece's pull on each label's log-odds, before the comment's length scales it: (n_pieces, n_labels).
-        self.piece_logits = _piece_logits(self.pieces.table, coef[:, n_ngrams:]) if self.pieces else np.zeros((0, len(self.labels)))
+        self.piece_logits = _piece_logits(self.pieces.table, coef[:, n_ngrams:]) if self.pieces is not None else np.zeros((0, len(self.labels)))
         self.intercept = np.asarray(weights.intercept, dtype=np.float64)
         self.calibration = np.asarray(weights.calibration, dtype=np.float64)
         self._token = cache_short(self._token_uncached, cache_size)
@@ -113,7 +113,7 @@ class FastScorer:
     def _token_uncached(self, token: str) -> _Token:
         """Look up one token's word and char columns once; words repeat endlessly."""
         token_words = tuple(words(token))
-        pieces = self.pieces.pieces_of_token(token) if self.pieces else _EMPTY
+        pieces = self.pieces.pieces_of_token(token) if self.pieces is not None else _EMPTY
         return _Token(token_words, self._columns(token_words, self.word_vocabulary), self._columns(char_ngrams_of_word(token), self.char_vocabulary),
                       pieces, self.piece_logits[pieces].sum(axis=0))
 
