@@ -118,3 +118,12 @@ def test_the_report_says_what_the_model_reads(tiny_bundle, tiny_pieces_bundle):
     with_pieces = (tiny_pieces_bundle / "report" / "report.md").read_text()
     assert "## Features" in with_pieces and "piece vectors: seeded noise distilled by tests/conftest.py, table 459 x 16" in with_pieces
     assert "No piece-vector table was found" in (tiny_bundle / "report" / "report.md").read_text()
+
+
+def test_the_distiller_writes_the_files_the_service_reads():
+    """training/distill_pieces.py runs in the torch venv without the project, so it names the files itself."""
+    from moderation import pieces as service
+    from training import distill_pieces
+
+    assert (distill_pieces.TABLE_FILE, distill_pieces.TOKENIZER_FILE, distill_pieces.SOURCE_FILE) == (
+        service.TABLE_FILE, service.TOKENIZER_FILE, service.SOURCE_FILE)
