@@ -143,3 +143,16 @@ def test_score_without_terms_gives_the_same_scores_and_decisions(run, tiny_bundl
     for a, b in zip(with_terms, without):
         assert a["scores"] == pytest.approx(b["scores"], abs=1e-6)
         assert b["terms"] == []
+
+
+def test_comparison_table_keeps_candidates_that_score_only_some_labels():
+    """alt-profanity-check scores toxicity rows only; the spam rows come first, and its column must still show."""
+    from training.pipeline import comparison_section
+
+    metric = {"roc_auc": 0.9, "average_precision": 0.8}
+    rows = [{"dataset": "sms_spam", "label": "spam", "scores": {"ensemble": metric, "tfidf_logreg": metric}},
+            {"dataset": "olid", "label": "toxic", "scores": {"ensemble": metric, "tfidf_logreg": metric, "profanity_check": metric}}]
+    lines = comparison_section(rows).splitlines()
+    header = next(line for line in lines if line.startswith("| dataset"))
+    assert header == "| dataset | label | ensemble | tfidf_logreg | profanity_check |"
+    assert next(line for line in lines if line.startswith("| sms_spam")).endswith("| 0.900 / 0.800 | 0.900 / 0.800 |  |")

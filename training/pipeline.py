@@ -111,7 +111,7 @@ def features_section(backend_facts: dict, label_facts: dict) -> str:
 
 def comparison_section(rows: list[dict]) -> str:
     """Render `training.compare.compare_on_dev` rows as one Markdown table (ROC AUC / AP per candidate)."""
-    candidates = list(rows[0]["scores"]) if rows else []
+    candidates = list(dict.fromkeys(c for r in rows for c in r["scores"]))  # alt-profanity-check scores only toxicity rows
     table = [{"dataset": r["dataset"], "label": r["label"],
               **{c: f"{r['scores'][c]['roc_auc']:.3f} / {r['scores'][c]['average_precision']:.3f}" for c in candidates if c in r["scores"]}}
              for r in rows]
