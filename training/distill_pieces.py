@@ -32,7 +32,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write table.npy, tokenizer.json and source.json to")
-    parser.add_argument("--pca-dims", type=int, default=256, help="dimensions kept (256: 15 MB in float16)")
+    parser.add_argument("--pca-dims", type=int, default=384,
+                        help="dimensions kept: 384, all of MiniLM's (23 MB in float16), ranked better than 256 on 9 of 9 held-out sources")
     args = parser.parse_args()
     started = time.perf_counter()
     model = distill(model_name=str(get_model_path()), pca_dims=args.pca_dims)
