@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sklearn  # noqa: E402
 
-from moderation.pieces import default_pieces_dir, load_pieces, source_facts  # noqa: E402
+from moderation.pieces import default_pieces_dir, load_pieces, table_facts  # noqa: E402
 from training.compare import (  # noqa: E402
     BASELINE, EXCLUDED_SOURCES, PIECES_SUFFIX, PROFANITY, PROFANITY_SEEN, SPAM_SOURCES, TOXIC_SOURCES,
     beats, compare_on_dev, leave_one_source_out, train_kinds,
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "datasets": names,
         "kinds": kinds,
         "chosen": chosen,
-        "pieces": {**source_facts(pieces_dir), "sha256": pieces.digest} if pieces else None,
+        "pieces": table_facts(pieces_dir, pieces) if pieces else None,
         "not_evaluated": sorted(EXCLUDED_SOURCES),
         "profanity_check_trained_on": sorted(PROFANITY_SEEN),
         "dev": dev_rows,

@@ -117,9 +117,10 @@ def load_pieces(directory: Path) -> PieceVectors:
     return PieceVectors(table, (directory / TOKENIZER_FILE).read_text(encoding="utf-8"), source.get("unknown_id"))
 
 
-def source_facts(directory: Path) -> dict:
-    """What a table says about itself (model, distiller, dimensions), for a model's manifest."""
-    return json.loads((Path(directory) / SOURCE_FILE).read_text())
+def table_facts(directory: Path, pieces: PieceVectors) -> dict:
+    """What a table says about itself (model, distiller, dimensions) and the sha256 of what was
+    loaded from it, for a model's manifest and the benchmarks' JSON."""
+    return {**json.loads((Path(directory) / SOURCE_FILE).read_text()), "sha256": pieces.digest}
 
 
 def default_pieces_dir(config: dict | None = None) -> Path | None:

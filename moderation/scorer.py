@@ -202,7 +202,8 @@ class FastScorer:
             return np.array([f.pull for f in features]) * pieces.scale()
         owner = np.repeat(np.arange(len(features)), [f.pieces.size for f in features])
         distinct, inverse, claims = np.unique(claimed, return_inverse=True, return_counts=True)
-        present = np.searchsorted(np.sort(pieces.ids), distinct, side="right") - np.searchsorted(np.sort(pieces.ids), distinct, side="left")
+        comment = np.sort(pieces.ids)
+        present = np.searchsorted(comment, distinct, side="right") - np.searchsorted(comment, distinct, side="left")
         weight = (present / claims)[inverse.reshape(-1)] * pieces.scale()
         pulls = self.piece_logits[claimed].T * weight
         return np.column_stack([np.bincount(owner, weights=row, minlength=len(features)) for row in pulls]) if claimed.size else np.zeros((len(features), len(self.labels)))

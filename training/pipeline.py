@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 import numpy as np
 
 from moderation import bundle
-from moderation.pieces import load_pieces, source_facts
+from moderation.pieces import load_pieces, table_facts
 from training.datasets import REGISTRY, Example, dataset_files, select_datasets
 from training.evaluate import per_dataset, reliability
 from training.report import markdown_table, write_report
@@ -189,7 +189,7 @@ def run_training(
         pieces = load_pieces(pieces_dir) if pieces_dir else None
         progress(f"training on {len(fitting):,} comments ({config.kind}{', with piece vectors' if pieces else ''})")
         model, facts = train_model(fitting, calibration, config, pieces=pieces)
-        backend_facts = {"backend": "memory", "pieces": {**source_facts(pieces_dir), "sha256": pieces.digest} if pieces else None}
+        backend_facts = {"backend": "memory", "pieces": table_facts(pieces_dir, pieces) if pieces else None}
     else:
         raise ValueError(f"unknown training backend {backend!r}; choose memory or streaming")
     progress(f"evaluating on {len(dev):,} dev comments{' and the stream of held-out site decisions' if extra_chunks else ''}")
