@@ -40,7 +40,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_LINKS", 2, "Comments with more links than this are held for review."),
     Setting("HOLD_WORDS", [], "Words or phrases that hold a comment for review (matched on normalised text)."),
     Setting("BLOCK_WORDS", [], "Words or phrases that reject a comment (matched on normalised text)."),
-    Setting("TRUSTED_MIN_APPROVED", 3, "Published comments (and none rejected) after which an author skips review unless scores are high."),
+    Setting("TRUSTED_MIN_APPROVED", 3, "Comments a moderator approved (and none rejected) after which an author skips review unless scores are high."),
     Setting("TRUSTED_MAX_SCORE", 0.9, "Score at or above which even a trusted author's comment is held."),
     Setting("DISTRUST_MIN_DECIDED", 3, "Decided comments after which an author's rejection rate is judged."),
     Setting("DISTRUST_REJECTION_RATE", 0.5, "Rejection rate at or above which all of an author's comments are held."),

@@ -63,10 +63,19 @@ class Facts:
 
 @dataclass
 class History:
-    """The author's earlier comments as decided so far."""
+    """The author's earlier comments as decided so far.
+
+    ``approved`` counts the comments a person approved (trust must be earned from a
+    moderator, not from the model publishing a few harmless comments); ``published`` counts
+    every published one, the model's included, and is never less than ``approved``.
+    """
 
     approved: int = 0
     rejected: int = 0
+    published: int = 0
+
+    def __post_init__(self):
+        self.published = max(self.published, self.approved)
 
 
 def decide(scores: dict[str, float], thresholds: dict[str, dict[str, float]], labels: list[str]) -> Decision:
@@ -128,10 +137,10 @@ def evaluate(scores: dict[str, float] | None, facts: Facts, history: History, ru
     decision = decide(scores, thresholds_for(rules, facts.section), rules.decision_labels)
     if facts.section and facts.section in rules.section_thresholds and decision.reasons:
         decision.reasons = [f"{r} (section {facts.section!r})" for r in decision.reasons]
-    decided = history.approved + history.rejected
+    decided = history.published + history.rejected
     highest = max((scores.get(label, 0.0) for label in rules.decision_labels), default=0.0)
     if decision.action == REVIEW and history.approved >= rules.trusted_min_approved and history.rejected == 0 and highest < rules.trusted_max_score:
-        decision = Decision(ACCEPT, [f"trusted author: {history.approved} comments approved, none rejected"])
+        decision = Decision(ACCEPT, [f"trusted author: {history.approved} comments approved by moderators, none rejected"])
     if decided >= rules.distrust_min_decided and history.rejected / decided >= rules.distrust_rejection_rate:
         decision.at_least(REVIEW, f"author's comments were rejected {history.rejected} times out of {decided}")
     if facts.banned:

@@ -54,10 +54,12 @@ _WHO = {"both": "author_email = :email OR author_ip = :ip", "email": "author_ema
 _FACT_COLUMNS = (
     "EXISTS (SELECT 1 FROM comments WHERE text_hash = :digest AND created_at >= :since AND ({clause})) AS duplicate,"
     " EXISTS (SELECT 1 FROM bans WHERE (kind = 'email' AND value = :banned_email) OR (kind = 'ip' AND value = :ip)) AS banned,"
-    " h.approved, h.rejected"
+    " h.published, h.approved, h.rejected"
 )
 _HISTORY = (
-    " FROM (SELECT coalesce(sum(CASE WHEN status = :published THEN 1 ELSE 0 END), 0) AS approved,"
+    " FROM (SELECT coalesce(sum(CASE WHEN status = :published THEN 1 ELSE 0 END), 0) AS published,"
+    # approved by a person: published, but not by the model's own "accept"
+    " coalesce(sum(CASE WHEN status = :published AND decision <> 'accept' THEN 1 ELSE 0 END), 0) AS approved,"
     " coalesce(sum(CASE WHEN status = :rejected THEN 1 ELSE 0 END), 0) AS rejected"
     " FROM comments WHERE author_email = :email AND NOT discarded) AS h"
 )
@@ -167,15 +169,20 @@ def _author_binds(digest: str, email: str | None, ip: str | None, window: timede
             "banned_email": email.strip().lower() if email else None}  # bans store emails lower-cased
 
 
+def _history(published, approved, rejected) -> History:
+    return History(published=int(published), approved=int(approved), rejected=int(rejected))
+
+
 def author_facts(session: Session, digest: str, email: str | None, ip: str | None, window: timedelta) -> tuple[bool, bool, History]:
     """Return (duplicate, banned, history), asked in one statement: has the same normalised text
     come from this author or IP address within ``window``; is the email or IP address banned
-    (`moderation.bans`); how many of the author's comments (by email) were published and rejected."""
+    (`moderation.bans`); how many of the author's comments (by email) were published, approved by a
+    person, and rejected."""
     if not email and not ip:
         return False, False, History()
     query = _AUTHOR_FACTS["both" if email and ip else "email" if email else "ip"]
-    duplicate, banned, approved, rejected = session.connection().execute(query, _author_binds(digest, email, ip, window)).one()
-    return bool(duplicate), bool(banned), History(approved=int(approved), rejected=int(rejected))
+    duplicate, banned, *counts = session.connection().execute(query, _author_binds(digest, email, ip, window)).one()
+    return bool(duplicate), bool(banned), _history(*counts)
 
 
 @dataclass
@@ -202,8 +209,8 @@ def intake_facts(session: Session, *, site: str, external_id: str | None, parent
     row = _INTAKE_FACTS_ON_CURSOR[who].execute(session, binds)
     if who == "none":
         return IntakeFacts(existing_id=row[0], parent_found=bool(row[1]))
-    existing_id, parent_found, duplicate, banned, approved, rejected = row
-    return IntakeFacts(existing_id, bool(parent_found), bool(duplicate), bool(banned), History(approved=int(approved), rejected=int(rejected)))
+    existing_id, parent_found, duplicate, banned, *counts = row
+    return IntakeFacts(existing_id, bool(parent_found), bool(duplicate), bool(banned), _history(*counts))
 
 
 class StoredComment(SimpleNamespace):
@@ -317,7 +324,7 @@ def _matching(where: QueueFilter) -> list:
     if where.label:
         conditions.append(Comment.scores[where.label].as_float() >= where.label_at)
     for column, value in ((Comment.article_id, where.article), (Comment.article_section, where.section),
-                          (Comment.author_email, where.author), (Comment.author_ip, where.ip)):
+                          (Comment.author_email, where.author and where.author.lower()), (Comment.author_ip, where.ip)):
         if value is not None:
             conditions.append(column == value)
     now = utcnow()
@@ -444,7 +451,7 @@ def matching_ids(session: Session, where: QueueFilter, limit: int) -> list[int]:
 
 def comments_by_author(session: Session, *, email: str | None = None, ip: str | None = None, limit: int = 50) -> tuple[dict[str, int], list[Comment]]:
     """An author's record (counts per status, discarded spam included) and latest comments, by email or IP address."""
-    column, value = (Comment.author_email, email) if email else (Comment.author_ip, ip)
+    column, value = (Comment.author_email, email.lower()) if email else (Comment.author_ip, ip)
     counts = dict(session.execute(select(Comment.status, func.count()).where(column == value).group_by(Comment.status)).all())
     latest = list(session.scalars(select(Comment).where(column == value).order_by(Comment.id.desc()).limit(limit)))
     return {status: counts.get(status, 0) for status in (PUBLISHED, PENDING, REJECTED)}, latest

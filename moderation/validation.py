@@ -117,6 +117,8 @@ def new_comment(body: dict, max_text_chars: int) -> NewComment:
     }
     if author["email"] and not _EMAIL.match(author["email"]):
         check.fail("author.email", "is not an email address")
+    elif author["email"]:
+        author["email"] = author["email"].lower()  # one author however it is capitalised: history, duplicates, bans
     if author["ip"]:
         try:
             author["ip"] = str(ipaddress.ip_address(author["ip"].strip()))

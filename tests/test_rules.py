@@ -53,6 +53,35 @@ def test_author_with_high_rejection_rate_is_always_held(make_api):
     assert held["status"] == "pending" and "rejected 2 times out of 2" in held["reasons"][-1]
 
 
+def test_trust_is_earned_from_moderators_not_from_the_model_publishing(make_api):
+    api = make_api(THRESHOLDS=PUBLISH, TRUSTED_MIN_APPROVED=2, TRUSTED_MAX_SCORE=1.5)
+    author = {"email": "newcomer@example.org"}
+    for i in range(3):
+        assert posted(api, f"harmless comment {i}", author=author)["status"] == "published"
+    held = posted(make_api(THRESHOLDS=HOLD, TRUSTED_MIN_APPROVED=2, TRUSTED_MAX_SCORE=1.5), "now a borderline one", author=author)
+    assert held["status"] == "pending", "three comments the model published do not make an author trusted"
+
+
+def test_model_published_comments_count_in_an_authors_rejection_rate(make_api):
+    api = make_api(THRESHOLDS=PUBLISH, DISTRUST_MIN_DECIDED=2, DISTRUST_REJECTION_RATE=0.5)
+    author = {"email": "regular@example.org"}
+    ids = [posted(api, f"ordinary comment {i}", author=author)["id"] for i in range(3)]
+    api.decide(ids[0], "reject", "off_topic", expected_status="published")
+    assert posted(api, "and another", author=author)["status"] == "published", "1 rejected of 3 decided is not distrust"
+
+
+def test_an_authors_email_is_one_author_however_it_is_capitalised(make_api):
+    api = make_api(THRESHOLDS=PUBLISH, DISTRUST_MIN_DECIDED=2, DISTRUST_REJECTION_RATE=0.5, DUPLICATE_WINDOW_SECONDS=600)
+    for i in range(2):
+        api.decide(posted(api, f"rude {i}", author={"email": "bad@example.org"})["id"], "reject", "abuse", expected_status="published")
+    held = posted(api, "innocent looking", author={"email": "Bad@Example.ORG"})
+    assert held["status"] == "pending" and "rejected 2 times out of 2" in held["reasons"][-1]
+    assert posted(api, "Same words", author={"email": "DUP@example.org"})["status"] == "published"
+    assert posted(api, "same words", author={"email": "dup@example.org"})["status"] == "rejected"
+    queue = api.get("/api/v1/queue?author=BAD@example.org").get_json()
+    assert [c["id"] for c in queue["comments"]] == [held["id"]]
+
+
 def test_duplicates_from_the_same_author_or_ip_are_rejected(make_api):
     api = make_api(THRESHOLDS=PUBLISH, DUPLICATE_WINDOW_SECONDS=600)
     assert posted(api, "Great game!", author={"email": "a@example.org"})["status"] == "published"
