@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from moderation import bundle
-from moderation.config import load_config
-from moderation.inputs import InputError, read_rows
+from moderation.config import ConfigError, load_config
+from moderation.inputs import InputError, has_lone_surrogate, is_blank, read_rows
 
 
 def _fail(message: str) -> None:
@@ -250,6 +250,9 @@ def main() -> None:
     """
     try:
         cli()
+    except ConfigError as error:  # a setting in the TOML file or the environment: one line, never a traceback
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)
     finally:
         gc.freeze()
 

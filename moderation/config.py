@@ -1,13 +1,14 @@
 """Every setting, declared once with its default and help text, applied in layers.
 
 Order (later wins): the defaults below, a TOML file (``MODERATION_CONFIG`` or
-``instance/moderation.toml``), ``MODERATION_<NAME>`` environment variables, then
+``INSTANCE_DIR/moderation.toml``), ``MODERATION_<NAME>`` environment variables, then
 explicit overrides (tests, command-line options). README.md lists every setting; a test
 fails when one is missing there.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tomllib
@@ -86,32 +87,107 @@ DEFAULTS = {s.name: s.default for s in SETTINGS}
 PREFIX = "MODERATION_"
 
 
-def _parse_env(raw: str, default: Any) -> Any:
+class ConfigError(ValueError):
+    """A setting that is unknown or of the wrong type: the message names it and where it came from."""
+
+
+def _parse_env(name: str, raw: str, default: Any) -> Any:
     """Read an environment string as the type of the setting's default."""
-    if isinstance(default, bool):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    if isinstance(default, (list, dict)):
-        return json.loads(raw)
+    try:
+        if isinstance(default, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, (list, dict)):
+            return json.loads(raw)
+    except ValueError:
+        kind = "JSON" if isinstance(default, (list, dict)) else type(default).__name__
+        raise ConfigError(f"{PREFIX}{name}={raw!r} is not {'an' if kind == 'int' else 'a'} {kind} (default {json.dumps(default)})") from None
     return raw
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _thresholds_problem(value: Any) -> str | None:
+    """What is wrong with {label: {"review_at": number, "reject_at": number}}, if anything."""
+    if not isinstance(value, dict):
+        return "must be a table of labels"
+    for label, limits in value.items():
+        if not isinstance(limits, dict) or not limits:
+            return f"{label!r} must be a table with review_at and/or reject_at"
+        for key, limit in limits.items():
+            if key not in ("review_at", "reject_at"):
+                return f"{label!r} has {key!r}; only review_at and reject_at are known"
+            if not _is_number(limit):
+                return f"{label}.{key} must be a number, not {limit!r}"
+    return None
+
+
+def _problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be setting ``name``, or None when it can."""
+    default = DEFAULTS[name]
+    if name == "THRESHOLDS":
+        return _thresholds_problem(value)
+    if name == "SECTION_THRESHOLDS":
+        if not isinstance(value, dict):
+            return "must be a table of sections"
+        return next((f"section {section!r}: {problem}" for section, per_label in value.items()
+                     if (problem := _thresholds_problem(per_label))), None)
+    if default is None:
+        return None if value is None or isinstance(value, str) else "must be a string"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be a whole number"
+    if isinstance(default, float):
+        return None if _is_number(value) else "must be a number"
+    if isinstance(default, list):
+        return None if isinstance(value, list) and all(isinstance(v, str) for v in value) else "must be a list of strings"
+    if isinstance(default, dict):
+        return None if isinstance(value, dict) else "must be a table"
+    return None if isinstance(value, str) else "must be a string"
+
+
+def _checked(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Refuse unknown settings and values of the wrong type, naming each and where it came from."""
+    unknown = [key for key in values if key not in DEFAULTS]
+    if unknown:
+        hints = [f"{key}" + (f" (did you mean {close[0]}?)" if (close := difflib.get_close_matches(key, DEFAULTS, n=1)) else "") for key in unknown]
+        raise ConfigError(f"{source}: unknown setting(s) {', '.join(hints)}; README.md lists every setting")
+    for key, value in values.items():
+        if (problem := _problem(key, value)) is not None:
+            raise ConfigError(f"{source}: {key} {problem} (got {value!r})")
+    return values
+
+
 def load_config(overrides: dict | None = None, environ: dict | None = None) -> dict[str, Any]:
-    """Return the effective configuration: defaults, then TOML file, environment, overrides."""
+    """Return the effective configuration: defaults, then TOML file, environment, overrides.
+
+    The TOML file is looked for in the INSTANCE_DIR that the environment or the overrides
+    name, not only the default one. Unknown settings and values of the wrong type in the
+    file or the environment raise `ConfigError`.
+    """
     environ = os.environ if environ is None else environ
+    overrides = overrides or {}
     config = dict(DEFAULTS)
-    toml_path = Path(environ.get(PREFIX + "CONFIG") or Path(config["INSTANCE_DIR"]) / "moderation.toml")
+    instance_dir = overrides.get("INSTANCE_DIR") or environ.get(PREFIX + "INSTANCE_DIR") or config["INSTANCE_DIR"]
+    toml_path = Path(environ.get(PREFIX + "CONFIG") or Path(instance_dir) / "moderation.toml")
     if toml_path.is_file():
-        with open(toml_path, "rb") as handle:
-            config.update({key.upper(): value for key, value in tomllib.load(handle).items()})
+        try:
+            with open(toml_path, "rb") as handle:
+                from_file = {key.upper(): value for key, value in tomllib.load(handle).items()}
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{toml_path}: not valid TOML: {error}") from None
+        config.update(_checked(from_file, str(toml_path)))
     for setting in SETTINGS:
         raw = environ.get(PREFIX + setting.name)
         if raw is not None:
-            config[setting.name] = _parse_env(raw, setting.default)
-    config.update(overrides or {})
+            config[setting.name] = _checked({setting.name: _parse_env(setting.name, raw, setting.default)}, PREFIX + setting.name)[setting.name]
+    config.update(overrides)
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = f"sqlite:///{Path(config['INSTANCE_DIR']).resolve() / 'moderation.db'}"
     if not config["MODEL_DIR"]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,10 +14,11 @@ from click.testing import CliRunner
 
 from moderation import create_app
 from moderation.cli import cli
-from moderation.config import SETTINGS, load_config
+from moderation.config import SETTINGS, ConfigError, load_config
 from moderation.db import SchemaOutOfDate, make_engine
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+CLI = Path(sys.executable).parent / "moderation"
 
 
 @pytest.fixture
@@ -89,6 +93,37 @@ def test_configuration_layers(tmp_path):
     assert config["RATE_LIMIT"] == "9 per minute"  # overrides beat everything
     assert config["LANGUAGES"] == ["en", "fr"]
     assert load_config(environ={"MODERATION_CONFIG": str(toml)})["RATE_LIMIT"] == "3 per minute"
+
+
+def test_the_toml_file_is_found_in_the_instance_dir_the_environment_names(tmp_path):
+    (tmp_path / "moderation.toml").write_text("max_links = 7\n")
+    assert load_config(environ={"MODERATION_INSTANCE_DIR": str(tmp_path)})["MAX_LINKS"] == 7
+    assert load_config({"INSTANCE_DIR": str(tmp_path)}, environ={})["MAX_LINKS"] == 7
+
+
+@pytest.mark.parametrize("toml_text, environ, named", [
+    ("max_linkz = 7\n", {}, "MAX_LINKZ (did you mean MAX_LINKS?)"),
+    ("rate_limit = 5\n", {}, "RATE_LIMIT must be a string"),
+    ("max_links = 2.5\n", {}, "MAX_LINKS must be a whole number"),
+    ("max_links = [\n", {}, "not valid TOML"),
+    ("", {"MODERATION_MAX_LINKS": "three"}, "MODERATION_MAX_LINKS='three' is not an int"),
+    ("", {"MODERATION_THRESHOLDS": "nope"}, "MODERATION_THRESHOLDS='nope' is not a JSON"),
+    ("", {"MODERATION_THRESHOLDS": '{"toxic": {"review_at": "x"}}'}, "toxic.review_at must be a number"),
+    ("", {"MODERATION_THRESHOLDS": '{"toxic": {"review": 0.3}}'}, "only review_at and reject_at are known"),
+    ("", {"MODERATION_SECTION_THRESHOLDS": '{"politics": {"toxic": 0.3}}'}, "section 'politics'"),
+    ("", {"MODERATION_LANGUAGES": '"en"'}, "LANGUAGES must be a list of strings"),
+])
+def test_unknown_or_mistyped_settings_are_refused_by_name(tmp_path, toml_text, environ, named):
+    (tmp_path / "moderation.toml").write_text(toml_text)
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load_config(environ={"MODERATION_INSTANCE_DIR": str(tmp_path), **environ})
+
+
+def test_a_bad_setting_stops_a_command_with_one_line(tmp_path):
+    result = subprocess.run([str(CLI), "keys", "list"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "MODERATION_INSTANCE_DIR": str(tmp_path), "MODERATION_MAX_LINKS": "three"})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["Error: MODERATION_MAX_LINKS='three' is not an int (default 2)"]
 
 
 def test_desk_users_are_added_with_a_password_from_stdin_and_managed_from_the_shell(env):
