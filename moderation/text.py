@@ -59,10 +59,17 @@ _EMAIL = re.compile(r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,4}\b")
 # Seven or more digits, optionally split by spaces, dots, dashes or brackets: phone numbers.
 _PHONE = re.compile(r"(?<!\w)\+?(?:\d[\s().-]{0,2}){6,14}\d(?!\w)")
 _TAG = re.compile(r"<\s{0,5}/?\s{0,5}[a-zA-Z][^<>]{0,300}>")
-_MENTION = re.compile(r"(?<!\w)@\w{1,50}")
+# "@ss", "@sshole": "@" standing for "a" (the l33t step reads it), not a handle.
+_MENTION = re.compile(r"(?<!\w)@(?!ss)\w{1,50}")
 _RETWEET = re.compile(r"(?<!\w)rt\s{0,3}(?=[@:])|^rt\b")
-# Three or more single letters separated by spaces, dots, dashes, stars or underscores.
-_SPACED = re.compile(r"(?<![a-z])(?:[a-z][ .\-_*]{1,3}){2,}[a-z](?![a-z])")
+# Three or more single letters separated by spaces, dots, dashes, stars or underscores. The
+# last letter is not the first of a l33t word: "u r a m0r0n" is "ura" and "m0r0n".
+_SPACED = re.compile(r"(?<![a-z])(?:[a-z][ .\-_*]{1,3}){2,}[a-z](?![a-z0-9@$])")
+# The same runs found in the original text, for explanation spans: any case, and the spaces
+# that NFKC folds into plain ones before `normalize` looks for runs.
+_SPACED_IN_TEXT = re.compile(r"(?<![a-z])(?:[a-z][ .\-_*\u00a0\u2000-\u200a\u202f\u205f\u3000]{1,3}){2,}[a-z](?![a-z0-9@$])", re.IGNORECASE)
+# A run may start with a word of its own: "is a m o r o n" (only the first letter is read so).
+_ONE_LETTER_WORDS = frozenset("aur")  # not "i": "i d i o t" is one word far more often than "I diot"
 _SPACED_SEP = re.compile(r"[ .\-_*]")
 # Letters and ! ? . stretched three times or more; digits are left alone ("1000", "2000").
 _REPEATS = re.compile(r"([a-z!?.])\1{2,}")
@@ -154,7 +161,12 @@ def _link_token(match: re.Match[str]) -> str:
 
 
 def _unspace(match: re.Match[str]) -> str:
-    return _SPACED_SEP.sub("", match.group(0))
+    """Join a run of spaced letters; where its first letter can be a word of its own ("a m o r o n"),
+    give that reading too ("a moron amoron"), as nothing in the run tells the two apart."""
+    joined = _SPACED_SEP.sub("", match.group(0))
+    if joined[0] in _ONE_LETTER_WORDS and len(joined) >= 4:
+        return f"{joined[0]} {joined[1:]} {joined}"
+    return joined
 
 
 def _unleet(match: re.Match[str]) -> str:
@@ -224,9 +236,10 @@ class Span(NamedTuple):
 def word_spans(text: str) -> list[Span]:
     """Split raw text into the spans that explanations point at.
 
-    A run of spaced single letters ("f u c k") is one span, since `normalize` joins it
-    into one word, and so is a phone number written with spaces ("0800 123 4567"), which
-    `normalize` turns into one ``xphone``; everything else is split on white space.
+    A run of spaced single letters ("f u c k", "i . d . i . o . t!") is one span, since
+    `normalize` joins it into one word, and so is a phone number written with spaces
+    ("0800 123 4567"), which `normalize` turns into one ``xphone``; everything else is split
+    on white space.
     """
     spans = [Span(match.start(), match.end(), match.group(0)) for match in _NON_SPACE.finditer(text)]
     if not may_merge_spans(text):
@@ -246,13 +259,16 @@ def may_merge_spans(text: str) -> bool:
 # Two digits with white space (and at most a bracket, dot or dash on each side) between them:
 # what every phone number spread over several spans contains.
 _DIGITS_ACROSS_SPACE = re.compile(r"\d[().-]?\s{1,2}[().-]?\d")
+# Two letters, each without a letter beside it, with white space in the separators between
+# them: what every run of spaced letters spread over several spans contains.
+_SPACED_RUN_HINT = re.compile(r"(?<![a-z])[a-z][ .\-_*]{0,2}\s[ .\-_*\s]{0,2}[a-z](?![a-z])", re.IGNORECASE)
 
 
-def _merge_phone_numbers(text: str, spans: list[Span]) -> list[Span]:
-    """Join the spans that one phone number (`_PHONE`, as `normalize` finds it) is spread over."""
+def _merge_over(text: str, spans: list[Span], ranges) -> list[Span]:
+    """Join the spans that each (start, end) range of ``text`` is spread over; keep the rest."""
     merged: list[Span] = []
     i = 0
-    for start, end in (match.span() for match in _PHONE.finditer(text)):
+    for start, end in ranges:
         while i < len(spans) and spans[i].end <= start:
             merged.append(spans[i])
             i += 1
@@ -267,30 +283,11 @@ def _merge_phone_numbers(text: str, spans: list[Span]) -> list[Span]:
     return merged
 
 
-_SPACED_GAP = re.compile(r"[ ]{1,3}")
-# Three one-character words 1-3 spaces apart: what every run `_merge_spaced_letters` joins contains.
-_SPACED_RUN_HINT = re.compile(r"(?<!\S)\S[ ]{1,3}\S[ ]{1,3}\S(?!\S)")
+def _merge_phone_numbers(text: str, spans: list[Span]) -> list[Span]:
+    """Join the spans that one phone number (`_PHONE`, as `normalize` finds it) is spread over."""
+    return _merge_over(text, spans, (match.span() for match in _PHONE.finditer(text)))
 
 
 def _merge_spaced_letters(text: str, spans: list[Span]) -> list[Span]:
-    """Join runs of three or more single letters split by 1-3 spaces, exactly as `normalize` does."""
-    merged: list[Span] = []
-    run: list[Span] = []
-
-    def flush() -> None:
-        if len(run) >= 3:
-            merged.append(Span(run[0].start, run[-1].end, text[run[0].start : run[-1].end]))
-        else:
-            merged.extend(run)
-        run.clear()
-
-    for span in spans:
-        if len(span.text) == 1 and span.text.isalpha():
-            if run and not _SPACED_GAP.fullmatch(text[run[-1].end : span.start]):
-                flush()
-            run.append(span)
-        else:
-            flush()
-            merged.append(span)
-    flush()
-    return merged
+    """Join the spans that one run of spaced letters (`_SPACED`, as `normalize` finds it) is spread over."""
+    return _merge_over(text, spans, (match.span() for match in _SPACED_IN_TEXT.finditer(text)))

@@ -31,12 +31,22 @@ def test_explanations_point_at_the_original_text(tiny_model):
     assert "bit.ly/abc" in spam_terms
 
 
-def test_span_weights_add_up_to_the_log_odds(any_tiny_model):
+OBFUSCATED = [
+    "you are an idiot, visit cheap-pills.com now",
+    "the ref is an i d i o t!",  # a spaced run that ends in punctuation
+    "the ref is an i\u00a0d\u00a0i\u00a0o\u00a0t",  # ... or is spaced with no-break spaces
+    "what a f . u . c . k",  # ... or with dots between spaces
+    "the referee is a m o r o n",  # ... or starts with a word of its own
+    "u r a m0r0n, you @sshole",
+]
+
+
+@pytest.mark.parametrize("text", OBFUSCATED)
+def test_span_weights_add_up_to_the_log_odds(any_tiny_model, text):
     """Every feature's contribution lands on some span, so the spans sum to logit - intercept."""
     from moderation.text import normalize, word_spans
 
     scorer = FastScorer(any_tiny_model)
-    text = "you are an idiot, visit cheap-pills.com now"
     blocks = scorer._vectors(normalize(text))
     contribution = scorer._span_contributions(word_spans(text), *blocks)
     np.testing.assert_allclose(contribution.sum(axis=0), scorer._logits(*blocks) - scorer.intercept, atol=1e-9)
@@ -123,7 +133,7 @@ def test_batch_span_weights_add_up_to_the_log_odds(any_tiny_model):
     from moderation.text import normalize
 
     scorer = FastScorer(any_tiny_model)
-    texts = ["you are an idiot, visit cheap-pills.com now", "hello world", "Great reporting, thank you"]
+    texts = [*OBFUSCATED, "hello world", "Great reporting, thank you"]
     logits, spans, contribution = scorer.batch.contributions(texts, [normalize(t) for t in texts])
     for i in range(len(texts)):
         np.testing.assert_allclose(contribution[spans.owner == i].sum(axis=0), logits[i] - scorer.intercept, atol=1e-9)

@@ -159,6 +159,20 @@ def test_deobfuscation_examples(text, expected):
     assert normalize(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [
+        ("the referee is a m o r o n", "moron"),  # the article before the run is read as a word too
+        ("u r a m0r0n", "moron"),  # a run stops before a l33t word instead of swallowing its first letter
+        ("a s s h o l e", "asshole"),
+        ("what an @sshole", "asshole"),  # "@" for "a", not a handle
+        ("you @ss", "ass"),
+    ],
+)
+def test_obfuscations_around_spaced_letters_and_at_signs(text, word):
+    assert word in normalize(text).split()
+
+
 @pytest.mark.parametrize("text", ["covid19", "2015", "b4", "see you b4 the 2015 final", "mp3 player", "top 10 list", "route 66"])
 def test_numbers_are_not_read_as_leet(text):
     assert normalize(text) == text
@@ -370,6 +384,21 @@ def test_spaced_letters_merge_into_one_span(prefix, letters, gaps, suffix):
     assert merged.text == run
     assert [s.text for s in spans[: len(prefix)]] == prefix
     assert [s.text for s in spans[len(prefix) + 1 :]] == suffix
+
+
+@pytest.mark.parametrize(
+    ("text", "run"),
+    [
+        ("the ref is an i d i o t!", "i d i o t!"),
+        ("an i\u00a0d\u00a0i\u00a0o\u00a0t here", "i\u00a0d\u00a0i\u00a0o\u00a0t"),
+        ("what a f . u . c . k", "a f . u . c . k"),
+        ("F U C K off", "F U C K"),
+    ],
+)
+def test_a_spaced_run_is_one_span_as_normalize_joins_it(text, run):
+    spans = word_spans(text)
+    assert run in [s.text for s in spans]
+    assert normalize(run) in normalize(text)
 
 
 def test_spaced_letters_example():
