@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -50,6 +51,47 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def json_ready(value):
+    """``value`` with NaN and infinities as None and NumPy scalars and arrays as plain Python, for strict JSON."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if not isinstance(value, (str, bytes, int)) and callable(getattr(value, "tolist", None)):  # NumPy
+        return json_ready(value.tolist())
+    return value
+
+
+def _is_bundle(folder: Path) -> bool:
+    """Whether ``folder`` holds a manifest written by `save` (a JSON object with a version, labels and a sha256)."""
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and all(key in manifest for key in ("version", "labels", "sha256"))
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """Raise `BundleError` unless ``out_dir`` may be (re)placed by a bundle: absent, empty, or a bundle already.
+
+    Anything else (a folder of notes, a home directory, a file) is never deleted.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if out_dir.is_symlink():
+        raise BundleError(f"refusing to replace {out_dir}: it is a symbolic link; give the folder it points to")
+    if not out_dir.is_dir():
+        raise BundleError(f"refusing to write a model bundle to {out_dir}: it is not a folder")
+    if _is_bundle(out_dir) or not any(out_dir.iterdir()):
+        return
+    raise BundleError(
+        f"refusing to replace {out_dir}: it is neither empty nor a model bundle (no {MANIFEST_FILE}); choose an empty or new folder"
+    )
+
+
 def library_versions() -> dict[str, str]:
     import joblib
     import numpy
@@ -70,12 +112,17 @@ def library_versions() -> dict[str, str]:
 def save(model: ModerationModel, out_dir: Path, manifest: dict) -> dict:
     """Write ``model`` and its manifest into ``out_dir`` (replaced whole, never half-written).
 
+    ``out_dir`` must be absent, empty or a bundle already (`check_replaceable`). The new bundle
+    is written beside it and swapped in; the old one is deleted only once the new one is in place.
+    NaN metrics (a label with one class) are written as null, so the manifest is strict JSON.
+
     :return: the manifest as written, with version, hashes and library versions filled in.
     """
     import joblib
     import numpy
 
     out_dir = Path(out_dir)
+    check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out_dir.parent))
     try:
@@ -96,14 +143,30 @@ def save(model: ModerationModel, out_dir: Path, manifest: dict) -> dict:
             "weights_file": WEIGHTS_FILE,
             "weights_sha256": sha256_of(staging / WEIGHTS_FILE),
         }
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        manifest = json_ready(manifest)
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n")
+        check_replaceable(out_dir)  # again: the folder may have changed while the model was written
+        _swap_in(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     model.version = manifest["version"]
     return manifest
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Put the finished ``staging`` folder at ``out_dir``; an old bundle there is moved aside first and
+    deleted only after the new one is in place (put back if that fails)."""
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=".bundle-old-", dir=out_dir.parent))
+    os.replace(out_dir, retired)  # a directory may replace an empty one
+    try:
+        os.replace(staging, out_dir)
+    except BaseException:
+        os.replace(retired, out_dir)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def read_manifest(bundle_dir: Path) -> dict:

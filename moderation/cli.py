@@ -22,6 +22,13 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+# Every command that uses the live model takes the same --model option.
+_model_option = click.option(
+    "--model", "model_dir", type=click.Path(file_okay=False),
+    help="Bundle folder (default: the live model: the registry's live version, else MODEL_DIR).",
+)
+
+
 def _load_assessor(model_dir: str | None, *, scoring_only: bool = False):
     """Load the bundle (``scoring_only``: just its scoring arrays, no scikit-learn) and an assessor for it."""
     from moderation.assessor import Assessor
@@ -100,7 +107,8 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare, backen
     data = Path(data_dir or config["DATA_DIR"] or default_data_dir())
     try:
         select_datasets(data, names, open_licenses_only)
-    except ValueError as error:
+        bundle.check_replaceable(out)
+    except (ValueError, bundle.BundleError) as error:
         _fail(str(error))
     # disable=None: a bar on a terminal, silence in logs and pipes.
     with tqdm(total=5 if compare else 4, desc="train", unit="stage", file=sys.stderr, disable=None) as bar:
@@ -117,7 +125,7 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare, backen
                 names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind), compare=compare,
                 backend=backend or config["TRAINING_BACKEND"], pieces_dir=pieces_dir, progress=progress,
             )
-        except ValueError as error:
+        except (ValueError, bundle.BundleError) as error:
             _fail(str(error))
     click.echo(markdown_table(rows, ["dataset", "label", "rows", "roc_auc", "average_precision", "f1_at_review", "accepted", "reviewed", "rejected", "missed_bad"]))
     click.echo(f"\nmodel {manifest['version']} written to {out} (report: {out / 'report' / 'report.md'})")
@@ -152,7 +160,7 @@ def _truth(rows, label: str, column: str) -> list[int]:
 
 
 @cli.command()
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the live model: the registry's live version, else MODEL_DIR).")
+@_model_option
 @click.option("--input", "input_path", required=True, help="CSV or JSON Lines file with a text column and label columns.")
 @click.option("--label-column", "label_columns", multiple=True, help="LABEL or LABEL=COLUMN; repeat for several. Default: every model label present as a column.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default="report", show_default=True, help="Folder for report.md, metrics.json and plots.")
@@ -188,13 +196,15 @@ def evaluate(model_dir, input_path, label_columns, report_dir) -> None:
 @cli.command()
 @click.argument("text", required=False)
 @click.option("--input", "input_path", help="CSV (text column) or JSON Lines (\"text\" field) file; - for stdin. Writes JSON Lines.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False), help="Bundle folder (default: the live model: the registry's live version, else MODEL_DIR).")
+@_model_option
 @click.option("--terms/--no-terms", default=True, show_default=True, help="Explain each score (--no-terms is about twice as fast on big files).")
 def score(text, input_path, model_dir, terms) -> None:
     """Score one comment (TEXT) or every comment of a file."""
     if (text is None) == (input_path is None):
         _fail("give either a TEXT argument or --input FILE")
-    if text is not None and not text.strip():
+    if text is not None and has_lone_surrogate(text):
+        _fail("the comment text is not valid Unicode (a lone surrogate)")
+    if text is not None and is_blank(text):
         _fail("the comment text is empty")
     with _collector_paused():
         _score(text, input_path, model_dir, terms)
@@ -572,26 +582,31 @@ def retrain(data_dir, datasets, open_licenses_only, kind, backend, force) -> Non
         click.echo(f"promoted {challenger} (was {champion}); servers switch within {config['MODEL_CHECK_SECONDS']:g} s")
 
 
+def _model_and_rules(model_dir: str | None):
+    """The assessor for ``--model`` (else the live model) and the rules at its thresholds, as the server builds them."""
+    from moderation.intake import rules_from_config
+
+    assessor = _load_assessor(model_dir)  # a missing or bad bundle: one line, exit 1
+    return assessor, rules_from_config(load_config(), assessor.thresholds)
+
+
 @cli.command()
 @click.option("--status", type=click.Choice(["pending"]), default="pending", show_default=True, help="Which comments to re-score (the review queue).")
 @click.option("--dry-run", is_flag=True, help="Only count what the live model would decide now; change nothing.")
 @click.option("--limit", type=click.IntRange(min=1), help="Re-score at most this many (oldest first).")
-def rescore(status: str, dry_run: bool, limit: int | None) -> None:
-    """Re-score the queue with the live model; resolve what it is now confident about (audited)."""
+@_model_option
+def rescore(status: str, dry_run: bool, limit: int | None, model_dir: str | None) -> None:
+    """Re-score the queue with the live model (or --model DIR); resolve what it is now confident about (audited)."""
     from sqlalchemy.orm import Session
 
-    from moderation.app import load_service
     from moderation.rescore import rescore_pending
 
-    config = load_config()
-    service = load_service({**config, "MODEL_DIR": str(_live_model_dir(config))})
-    if service.assessor is None:
-        _fail(service.model_error or "no model")
+    assessor, rules = _model_and_rules(model_dir)
     with Session(_engine()) as session:
-        result = rescore_pending(session, service.assessor, service.rules, dry_run=dry_run, limit=limit)
+        result = rescore_pending(session, assessor, rules, dry_run=dry_run, limit=limit)
     outcome = result.outcomes
     verb = "would be" if dry_run else "were"
-    click.echo(f"{result.seen} {status} comments re-scored with model {service.assessor.model.version}: "
+    click.echo(f"{result.seen} {status} comments re-scored with model {assessor.model.version}: "
                f"{outcome['accept']} {verb} published, {outcome['reject']} {verb} rejected, {outcome['review']} stay in the queue"
                + (f"; {result.skipped} were decided by a moderator meanwhile and left alone" if result.skipped else ""))
 
@@ -600,7 +615,8 @@ def rescore(status: str, dry_run: bool, limit: int | None) -> None:
 @click.option("--days", default=7, show_default=True, type=click.IntRange(min=1), help="The recent window to judge.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), envvar="MODERATION_DATA_DIR", help="Public datasets, for the training-data reference (default ../shared/data).")
 @click.option("--fail-on-alert", is_flag=True, help="Exit with status 1 when an alert fires (for cron and monitoring).")
-def drift(days: int, data_dir: str | None, fail_on_alert: bool) -> None:
+@_model_option
+def drift(days: int, data_dir: str | None, fail_on_alert: bool, model_dir: str | None) -> None:
     """Score drift of the last DAYS against the training data and the days before; moderator agreement per label."""
     from datetime import timedelta
 
@@ -608,16 +624,13 @@ def drift(days: int, data_dir: str | None, fail_on_alert: bool) -> None:
 
     from moderation import drift as drift_report
     from moderation import stats
-    from moderation.app import load_service
     from moderation.schema import utcnow
     from training.datasets import default_data_dir, load_dataset, select_datasets
     from training.report import markdown_table
 
     config = load_config()
-    service = load_service({**config, "MODEL_DIR": str(_live_model_dir(config))})
-    if service.assessor is None:
-        _fail(service.model_error or "no model")
-    labels = list(service.assessor.model.labels)
+    assessor, rules = _model_and_rules(model_dir)
+    labels = list(assessor.model.labels)
     data = Path(data_dir or config["DATA_DIR"] or default_data_dir())
     reference_texts = []
     for name in select_datasets(data):
@@ -625,14 +638,14 @@ def drift(days: int, data_dir: str | None, fail_on_alert: bool) -> None:
         reference_texts += dev[:: max(1, len(dev) // 2000)]  # an even sample of at most ~2,000 per set
     training = {}
     if reference_texts:
-        scored = service.assessor.scorer.score_batch(reference_texts)
-        training = {label: scored[:, i].tolist() for i, label in enumerate(service.assessor.scorer.labels)}
+        scored = assessor.scorer.score_batch(reference_texts)
+        training = {label: scored[:, i].tolist() for i, label in enumerate(assessor.scorer.labels)}
     now = utcnow()
     since, before = now - timedelta(days=days), now - timedelta(days=2 * days)
     with Session(_engine()) as session:
         recent = drift_report.site_scores(session, since)
         earlier = drift_report.site_scores(session, before, since)
-        overturns, *_ = stats.overturns(session, since, service.rules.thresholds)
+        overturns, *_ = stats.overturns(session, since, rules.thresholds)
     rows, alerts = drift_report.report(labels, recent, earlier, training, overturns,
                                        alert_rate=config["DRIFT_ALERT_OVERTURN"], min_decisions=config["DRIFT_MIN_DECISIONS"])
     table = [{
@@ -641,7 +654,7 @@ def drift(days: int, data_dir: str | None, fail_on_alert: bool) -> None:
         f"PSI vs {days} d before": r.psi_before, f"vs {days} d before": drift_report.shift(r.psi_before),
         "flags decided": r.flagged_decided, "overturned": "-" if r.overturn_rate is None else f"{r.overturn_rate:.0%}",
     } for r in rows]
-    click.echo(f"model {service.assessor.model.version}; last {days} days; training reference: "
+    click.echo(f"model {assessor.model.version}; last {days} days; training reference: "
                + (f"{len(reference_texts)} public dev comments" if reference_texts else f"none (no datasets in {data})"))
     click.echo(markdown_table(table, list(table[0])))
     for line in alerts or ["no alerts"]:

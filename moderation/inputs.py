@@ -5,12 +5,28 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
+import unicodedata
 from dataclasses import dataclass
+
+# JSON can carry "\ud800": a lone surrogate, which no UTF-8 output (nor database) can hold.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Characters that show nothing: control and format characters (NUL, U+200B zero-width space...) and lone surrogates.
+_INVISIBLE_CATEGORIES = ("Cc", "Cf", "Cs")
 
 
 class InputError(Exception):
     """The input cannot be read as comments; the message names the file, line and problem."""
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` has nothing to read: only whitespace, control and invisible format characters."""
+    return all(char.isspace() or unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in text)
+
+
+def has_lone_surrogate(text: str) -> bool:
+    return _SURROGATE.search(text) is not None
 
 
 @dataclass
@@ -64,15 +80,28 @@ def _json_rows(name: str, content: str, text_field: str) -> list[Row]:
 
 
 def _csv_rows(name: str, content: str, text_field: str) -> list[Row]:
-    reader = csv.DictReader(io.StringIO(content, newline=""))
-    if not reader.fieldnames or text_field not in reader.fieldnames:
-        raise InputError(f"{name}: no {text_field!r} column (columns: {', '.join(reader.fieldnames or []) or 'none'})")
-    rows = []
-    for record in reader:
-        line = reader.line_num
-        if record.get(text_field) is None:
-            raise InputError(f"{name}: line {line} has too few columns")
-        rows.append(Row(line, record[text_field], record))
+    """Read CSV records as `csv.DictReader` would, except that a blank record is an error (as in JSON Lines)."""
+    reader = csv.reader(io.StringIO(content, newline=""))
+    try:
+        fieldnames = next(reader, None) or []
+        if text_field not in fieldnames:
+            raise InputError(f"{name}: no {text_field!r} column (columns: {', '.join(fieldnames) or 'none'})")
+        width = len(fieldnames)
+        rows = []
+        for values in reader:
+            line = reader.line_num
+            if not values:
+                raise InputError(f"{name}: line {line} is empty")
+            record = dict(zip(fieldnames, values))
+            if len(values) > width:
+                record[None] = values[width:]  # DictReader's restkey
+            else:
+                record.update((key, None) for key in fieldnames[len(values):])  # DictReader's restval
+            if record[text_field] is None:
+                raise InputError(f"{name}: line {line} has too few columns")
+            rows.append(Row(line, record[text_field], record))
+    except csv.Error as error:  # e.g. a field longer than csv.field_size_limit()
+        raise InputError(f"{name}: line {reader.line_num} is not valid CSV ({error})") from None
     return rows
 
 
@@ -81,7 +110,9 @@ def read_rows(path: str, text_field: str = "text") -> list[Row]:
     name, content = _open_text(path)
     rows = (_json_rows if _looks_like_json_lines(name, content) else _csv_rows)(name, content, text_field)
     for row in rows:
-        if not row.text.strip():
+        if has_lone_surrogate(row.text):
+            raise InputError(f"{name}: line {row.line} has invalid Unicode in {text_field!r} (a lone surrogate)")
+        if is_blank(row.text):
             raise InputError(f"{name}: line {row.line} has empty text")
     if not rows:
         raise InputError(f"{name}: no comments found")

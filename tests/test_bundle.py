@@ -1,3 +1,4 @@
+import copy
 import json
 import subprocess
 import sys
@@ -143,3 +144,52 @@ def test_a_bundle_with_features_this_version_cannot_compute_is_refused(tiny_bund
     for load in (bundle.load, bundle.load_for_scoring):
         with pytest.raises(bundle.BundleError, match="newer comment-moderation"):
             load(tiny_bundle_copy)
+
+
+@pytest.fixture
+def own_tiny_model(tiny_model):
+    """A copy of the shared tiny model: `bundle.save` sets the version of the model it is given."""
+    return copy.copy(tiny_model)
+
+
+def test_save_refuses_a_folder_that_is_neither_empty_nor_a_bundle(own_tiny_model, tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("years of work")
+    webapp = tmp_path / "webapp"  # another project's manifest.json is not a bundle
+    webapp.mkdir()
+    (webapp / bundle.MANIFEST_FILE).write_text('{"name": "my app", "icons": []}')
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("keep me")
+    for target in (notes, webapp, a_file):
+        with pytest.raises(bundle.BundleError, match="refusing to"):
+            bundle.save(own_tiny_model, target, {})
+    assert (notes / "notes.txt").read_text() == "years of work"
+    assert (webapp / bundle.MANIFEST_FILE).read_text() == '{"name": "my app", "icons": []}'
+    assert a_file.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "notes", "webapp"]  # no staging left behind
+
+
+def test_save_fills_an_empty_folder(own_tiny_model, tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    bundle.save(own_tiny_model, out, {"note": "first"})
+    assert bundle.read_manifest(out)["note"] == "first"
+
+
+def test_a_failed_swap_keeps_the_old_bundle(own_tiny_model, tmp_path, monkeypatch):
+    out = tmp_path / "bundle"
+    bundle.save(own_tiny_model, out, {"note": "old"})
+    real_replace = bundle.os.replace
+
+    def failing_replace(source, target):
+        if str(source).startswith(str(tmp_path / ".bundle-")) and "-old-" not in str(source) and str(target) == str(out):
+            raise OSError("disk trouble")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(bundle.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk trouble"):
+        bundle.save(own_tiny_model, out, {"note": "new"})
+    assert bundle.read_manifest(out)["note"] == "old"
+    bundle.load(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]

@@ -63,6 +63,11 @@ def test_score_reads_stdin(run, tiny_bundle):
     ("latin1.csv", b"text\ncaf\xe9\n", "not valid UTF-8"),
     ("broken.jsonl", '{"text": "a"}\n{oops\n', "line 2 is not valid JSON"),
     ("nofield.jsonl", '{"body": "a"}\n', "no string field 'text'"),
+    ("surrogate.jsonl", '{"text": "fine"}\n{"text": "hi\\ud800"}\n', "line 2 has invalid Unicode in 'text' (a lone surrogate)"),
+    ("huge.csv", "id,text\n1,fine\n2," + "x" * 140_000 + "\n", "line 3 is not valid CSV (field larger than field limit"),
+    ("gap.csv", "id,text\n1,a\n\n2,b\n", "line 3 is empty"),
+    ("zwsp.csv", "id,text\n1,a\n2,\u200b\n", "line 3 has empty text"),
+    ("nul.jsonl", '{"text": "a"}\n{"text": "\\u0000\\u200b "}\n', "line 2 has empty text"),
 ])
 def test_bad_input_files_get_one_line_errors(run, tiny_bundle, tmp_path, name, content, fragment):
     path = tmp_path / name
@@ -86,6 +91,8 @@ def test_missing_model_says_how_to_get_one(run, tmp_path):
 def test_score_needs_text_or_input(run, tiny_bundle):
     assert_one_line_error(run("score", "--model", str(tiny_bundle)), "either a TEXT")
     assert_one_line_error(run("score", "--model", str(tiny_bundle), "   "), "empty")
+    assert_one_line_error(run("score", "--model", str(tiny_bundle), "\u200b\x00"), "empty")
+    assert_one_line_error(run("score", "--model", str(tiny_bundle), "hi\udcff"), "lone surrogate")  # undecodable argv bytes
 
 
 def test_evaluate_writes_report_metrics_and_plots(run, tiny_bundle, tmp_path):
@@ -121,6 +128,60 @@ def test_train_writes_a_loadable_bundle_and_prints_a_summary(run, tmp_path):
 
 def test_train_rejects_unknown_dataset(run, tmp_path):
     assert_one_line_error(run("train", "--datasets", "nope", "--out", str(tmp_path / "m")), "unknown dataset")
+
+
+def test_train_refuses_to_replace_a_folder_that_is_not_a_bundle(run, tmp_path):
+    out = tmp_path / "documents"
+    out.mkdir()
+    (out / "notes.txt").write_text("do not lose me")
+    result = run("train", "--datasets", "examples", "--out", str(out), "--kind", "logreg")
+    assert_one_line_error(result, f"refusing to replace {out}")
+    assert (out / "notes.txt").read_text() == "do not lose me"
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_train_replaces_an_earlier_bundle(run, tiny_bundle_copy):
+    before = bundle.read_manifest(tiny_bundle_copy)["version"]
+    result = run("train", "--datasets", "examples", "--out", str(tiny_bundle_copy), "--kind", "logreg")
+    assert result.exit_code == 0, result.output
+    assert bundle.load(tiny_bundle_copy).version != before
+    assert [p.name for p in tiny_bundle_copy.parent.iterdir()] == [tiny_bundle_copy.name]  # nothing left beside it
+
+
+def test_train_fails_when_named_datasets_are_missing_or_excluded(run, tmp_path):
+    missing = tmp_path / "nonexistent"
+    result = run("train", "--data", str(missing), "--datasets", "youtube_spam,examples", "--out", str(tmp_path / "m"))
+    assert_one_line_error(result, f"youtube_spam not found in {missing}")
+    assert not (tmp_path / "m").exists()
+    data = tmp_path / "data"
+    (data / "impermium_insults").mkdir(parents=True)
+    (data / "impermium_insults" / "train.csv").write_text("text,Insult\nyou idiot,1\n")
+    result = run("train", "--data", str(data), "--datasets", "examples,impermium_insults", "--open-licenses-only", "--out", str(tmp_path / "m"))
+    assert_one_line_error(result, "impermium_insults excluded by the open-licenses-only option")
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.fixture
+def service_env(tmp_path, monkeypatch):
+    """A fresh SQLite database in an instance folder without a model of its own."""
+    monkeypatch.setenv("MODERATION_INSTANCE_DIR", str(tmp_path / "instance"))
+    for name in ("DATABASE_URL", "DATABASE_SCHEMA", "MODEL_DIR", "MODELS_DIR", "CONFIG"):
+        monkeypatch.delenv(f"MODERATION_{name}", raising=False)
+    assert CliRunner().invoke(cli, ["db", "upgrade"], catch_exceptions=False).exit_code == 0
+    return tmp_path
+
+
+def test_rescore_and_drift_take_a_model_folder(run, service_env, tiny_bundle):
+    version = bundle.read_manifest(tiny_bundle)["version"]
+    rescored = run("rescore", "--dry-run", "--model", str(tiny_bundle))
+    assert rescored.exit_code == 0, rescored.output
+    assert f"re-scored with model {version}" in rescored.output
+    drifted = run("drift", "--model", str(tiny_bundle), "--data", str(service_env / "no-public-data"))
+    assert drifted.exit_code == 0, drifted.output
+    assert drifted.output.startswith(f"model {version};")
+    for command in ("rescore", "drift"):
+        assert_one_line_error(run(command, "--model", str(service_env / "none")), "moderation train")
+        assert "--model DIR" in run(command, "--help").output
 
 
 def test_train_compare_writes_the_comparison_table(run, tmp_path):

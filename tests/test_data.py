@@ -118,11 +118,30 @@ def test_select_datasets_open_only_drops_closed_licenses(tmp_path):
     assert not set(closed) & set(open_only)
 
 
-def test_select_datasets_keeps_the_requested_order_and_filters(tmp_path):
+def test_select_datasets_keeps_the_requested_order(tmp_path):
     data_dir = fake_data_dir(tmp_path)
     closed = next(name for name in REGISTRY if not REGISTRY[name].open_license)
     assert select_datasets(data_dir, ["examples", closed]) == ["examples", closed]
-    assert select_datasets(data_dir, ["examples", closed], open_only=True) == ["examples"]
+    assert select_datasets(data_dir, ["examples", "youtube_spam"], open_only=True) == ["examples", "youtube_spam"]
+
+
+def test_named_datasets_excluded_by_the_license_option_are_an_error(tmp_path):
+    data_dir = fake_data_dir(tmp_path)
+    closed = next(name for name in REGISTRY if not REGISTRY[name].open_license)
+    with pytest.raises(ValueError, match=f"{closed} excluded by the open-licenses-only option"):
+        select_datasets(data_dir, ["examples", closed], open_only=True)
+
+
+def test_named_datasets_missing_from_the_data_dir_are_an_error(tmp_path):
+    data_dir = tmp_path / "nonexistent"
+    with pytest.raises(ValueError, match=f"youtube_spam not found in {data_dir}"):
+        select_datasets(data_dir, ["youtube_spam", "examples"])
+    closed = next(name for name in REGISTRY if not REGISTRY[name].open_license)
+    with pytest.raises(ValueError) as raised:
+        select_datasets(data_dir, ["sms_spam", closed, "examples"], open_only=True)
+    assert f"sms_spam, {closed} not found in {data_dir}" in str(raised.value)
+    assert f"{closed} excluded by the open-licenses-only option" in str(raised.value)
+    assert select_datasets(data_dir) == ["examples"]  # none named: what is there, as before
 
 
 def test_select_datasets_drops_unavailable_sets(tmp_path):
@@ -181,3 +200,15 @@ def test_public_dataset_loads_with_both_splits_and_declared_labels(name):
     for e in examples:
         assert e.labels and set(e.labels) <= declared, e.labels
         assert e.text and e.source == name and e.group
+
+
+@pytest.mark.parametrize("kind,labels", [
+    ("0", {"toxic": 1, "offensive": 1, "hate": 1}),
+    ("1", {"toxic": 1, "offensive": 1, "hate": 0}),
+    (" 2 ", {"toxic": 0, "offensive": 0, "hate": 0}),
+    ("", None),  # `"" in "01"` is True: a row without a class was labelled toxic
+    ("01", None),
+    ("3", None),
+])
+def test_davidson_classes_map_onto_labels_and_rows_without_a_class_are_dropped(kind, labels):
+    assert REGISTRY["davidson_hate_offensive"].to_labels({"class": kind}) == labels

@@ -64,8 +64,11 @@ def _impermium(row):
 
 
 def _davidson(row):
-    kind = row["class"].strip()
-    return {"toxic": int(kind in "01"), "offensive": int(kind in "01"), "hate": int(kind == "0")}
+    kind = row["class"].strip()  # 0 hate speech, 1 offensive, 2 neither
+    if kind not in ("0", "1", "2"):
+        return None  # no class: the row's labels are unknown, never guessed (and "" is `in "01"`)
+    bad = kind in ("0", "1")
+    return {"toxic": int(bad), "offensive": int(bad), "hate": int(kind == "0")}
 
 
 def _olid(row):
@@ -150,9 +153,20 @@ def load_dataset(name: str, data_dir: Path) -> list[Example]:
 
 
 def select_datasets(data_dir: Path, names: list[str] | None = None, open_only: bool = False) -> list[str]:
-    """Return the registered sets to train on: those named (or all), available, license-permitted."""
+    """Return the registered sets to train on: those named (or all), available, license-permitted.
+
+    Without ``names``, the sets that are missing or excluded by ``open_only`` are skipped (the
+    manifest lists the ones used). Sets named explicitly are never skipped silently: a ValueError
+    names those missing from ``data_dir`` or excluded by ``open_only``.
+    """
     chosen = names or list(REGISTRY)
     unknown = [n for n in chosen if n not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown dataset(s): {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
-    return [n for n in chosen if is_available(n, data_dir) and (REGISTRY[n].open_license or not open_only)]
+    missing = [n for n in chosen if not is_available(n, data_dir)]
+    excluded = [n for n in chosen if open_only and not REGISTRY[n].open_license]
+    if names and (missing or excluded):
+        problems = ([f"{', '.join(missing)} not found in {data_dir}"] if missing else []) + (
+            [f"{', '.join(excluded)} excluded by the open-licenses-only option (no open license)"] if excluded else [])
+        raise ValueError(f"dataset(s) asked for but not usable: {'; '.join(problems)}")
+    return [n for n in chosen if n not in missing and n not in excluded]

@@ -167,9 +167,12 @@ def run_training(
     backend trains on hashed n-grams only and ignores it.
 
     :return: the manifest written and the per-dataset dev metric rows.
+    :raises ValueError: no usable data, or named datasets missing or excluded (`select_datasets`).
+    :raises moderation.bundle.BundleError: ``out_dir`` is neither empty nor a bundle (`bundle.check_replaceable`).
     """
     config = config or TrainingConfig()
     chosen = select_datasets(data_dir, names, open_only)
+    bundle.check_replaceable(out_dir)  # before hours of training, not after
     if extra_chunks is not None and backend != "streaming":
         raise ValueError("a stream of extra rows needs the streaming backend; pass them as a list to train in memory")
     if not chosen and not extra and extra_chunks is None:
@@ -198,7 +201,7 @@ def run_training(
     manifest = bundle.save(model, out_dir, {
         "datasets": dataset_facts(chosen, data_dir, examples) + list(extra_facts or []),
         "training": {**backend_facts, **asdict(config), "label_facts": facts},
-        "dev_metrics": rows,
+        "dev_metrics": rows,  # NaN (a label with one class) is written as null
     })
     sections = {"Features": features_section(backend_facts, facts),
                 "Calibration": calibration_section(probabilities, model.labels, held_out, config)}

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
+from moderation.bundle import json_ready  # noqa: E402
 from training.evaluate import threshold_sweep, workload  # noqa: E402
 
 SWEEP_POINTS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
@@ -76,7 +77,7 @@ def write_report(
     sections: dict[str, str] | None = None,
     extra: dict | None = None,
 ) -> Path:
-    """Write report.md, metrics.json and one PNG per label; return the report folder.
+    """Write report.md, metrics.json (strict JSON: NaN as null) and one PNG per label; return the report folder.
 
     :param truth: per label, an array with 0/1 where known and -1 where the row lacks it.
     """
@@ -112,5 +113,6 @@ def write_report(
         parts.append(f"![{label}]({name})")
     (report_dir / "report.md").write_text("\n".join(parts) + "\n")
     metrics = {"title": title, "per_dataset": rows, "thresholds": thresholds, **(extra or {})}
-    (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    # Strict JSON: NaN (e.g. ROC AUC of a label with one class) is written as null.
+    (report_dir / "metrics.json").write_text(json.dumps(json_ready(metrics), indent=2, default=float, allow_nan=False) + "\n")
     return report_dir
