@@ -323,7 +323,26 @@ def keys_create(name: str, role: str) -> None:
         try:
             raw = store.create_key(session, name, role)
         except IntegrityError:
-            _fail(f"a key named {name!r} exists already")
+            _fail(f"a key named {name!r} exists already (a new secret for it: moderation keys rotate {name})")
+    click.echo(raw)
+
+
+@keys_group.command("rotate")
+@click.argument("name")
+def keys_rotate(name: str) -> None:
+    """Give a key a new secret and print it, alone on one line; the old secret stops working.
+
+    The name, and so the site's comments, retries by external_id and polling, carry over.
+    A revoked key comes back to life this way.
+    """
+    from sqlalchemy.orm import Session
+
+    from moderation import store
+
+    with Session(_engine()) as session:
+        raw = store.rotate_key(session, name)
+    if raw is None:
+        _fail(f"no key named {name!r}")
     click.echo(raw)
 
 

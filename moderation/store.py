@@ -403,10 +403,30 @@ def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _new_key(role: str) -> str:
+    return f"cm_{role[0]}_" + secrets.token_urlsafe(32)
+
+
 def create_key(session: Session, name: str, role: str) -> str:
     """Create a key and return it in clear: the only time it is ever seen."""
-    raw = f"cm_{role[0]}_" + secrets.token_urlsafe(32)
+    raw = _new_key(role)
     session.add(ApiKey(name=name, role=role, key_hash=hash_key(raw)))
+    session.commit()
+    return raw
+
+
+def rotate_key(session: Session, name: str) -> str | None:
+    """Give the key named ``name`` a new secret (revoked or not) and return it in clear; None if there is no such key.
+
+    The name stays, and with it the site's comments: a site's comments belong to its key's
+    name, so retries by ``external_id`` and polling keep working with the new key. The old
+    secret stops working at once (within API_KEY_CACHE_SECONDS on each host).
+    """
+    key = session.scalar(select(ApiKey).where(ApiKey.name == name))
+    if key is None:
+        return None
+    raw = _new_key(key.role)
+    key.key_hash, key.revoked_at, key.created_at = hash_key(raw), None, utcnow()
     session.commit()
     return raw
 

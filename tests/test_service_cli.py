@@ -57,6 +57,30 @@ def test_revoked_key_is_refused_by_the_api(env, tiny_bundle):
     assert client.post("/api/v1/comments", json={"text": "hello"}, headers=headers).status_code == 401
 
 
+def test_a_rotated_key_keeps_the_sites_comments_retries_and_polling(env, tiny_bundle):
+    run("db", "upgrade")
+    old = run("keys", "create", "--name", "news.example").output.strip()
+    app = create_app({"MODEL_DIR": str(tiny_bundle), "API_KEY_CACHE_SECONDS": 0})
+    client = app.test_client()
+    body = {"text": "hello", "external_id": "wp-1"}
+    first = client.post("/api/v1/comments", json=body, headers={"Authorization": f"Bearer {old}"})
+    assert first.status_code == 201
+    rotated = run("keys", "rotate", "news.example")
+    new = rotated.output.strip()
+    assert rotated.exit_code == 0 and rotated.output == new + "\n" and new != old and new.startswith("cm_s_")
+    assert client.post("/api/v1/comments", json=body, headers={"Authorization": f"Bearer {old}"}).status_code == 401
+    headers = {"Authorization": f"Bearer {new}"}
+    retry = client.post("/api/v1/comments", json=body, headers=headers)
+    assert (retry.status_code, retry.get_json()["id"]) == (200, first.get_json()["id"]), "a retry after rotation is no new comment"
+    assert client.get(f"/api/v1/comments/{first.get_json()['id']}", headers=headers).status_code == 200
+    run("keys", "revoke", "news.example")
+    back = run("keys", "rotate", "news.example").output.strip()  # a revoked key is brought back with a new secret
+    assert client.post("/api/v1/comments", json=body, headers={"Authorization": f"Bearer {back}"}).status_code == 200
+    assert "active" in run("keys", "list").output
+    missing = CliRunner().invoke(cli, ["keys", "rotate", "nobody"])
+    assert missing.exit_code != 0 and "no key named 'nobody'" in missing.output
+
+
 def test_the_app_refuses_an_out_of_date_schema(env, tiny_bundle):
     with pytest.raises(SchemaOutOfDate, match="moderation db upgrade"):
         create_app({"MODEL_DIR": str(tiny_bundle)})
