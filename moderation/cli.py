@@ -919,7 +919,7 @@ def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) 
     # JSON logs: gunicorn's own lines as JSON too; the app writes the access lines (request id, key name).
     logging_args = (["--logger-class", "moderation.logs.GunicornLogger"] if config["LOG_FORMAT"] == "json"
                     else ["--access-logfile", "-"] if config["LOG_FORMAT"] == "text" else [])
-    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
+    args = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}", "--config", "python:moderation.gunicorn_hooks",
             *logging_args, "--graceful-timeout", "20", "moderation:create_app()"]
     os.execv(sys.executable, args)
 

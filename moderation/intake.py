@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from moderation import language, metrics, store
 from moderation.assessor import Assessor
 from moderation.errors import ApiError
-from moderation.policy import Facts, Rules, evaluate
+from moderation.policy import Facts, Rules, evaluate, thresholds_for
 from moderation.schema import Comment
 from moderation.text import normalize
 from moderation.validation import NewComment
@@ -102,5 +102,5 @@ def submit(session: Session, new: NewComment, *, site: str, assessor: Assessor |
         if existing is None:
             raise
         return existing, False
-    metrics.record_decision(decision.action, scores, rules)
+    metrics.record_decision(decision.action, scores, thresholds_for(rules, facts.section))
     return comment, True

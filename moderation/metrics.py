@@ -23,16 +23,20 @@ HUMAN_DECISIONS = Counter(
     "moderation_human_decisions_total", "Decisions people applied (API, review desk, Akismet reports), by action and reason",
     ["action", "reason"],
 )
-LABEL_FLAGS = Counter("moderation_label_flags_total", "Comments whose label score reached its review threshold", ["label"])
+LABEL_FLAGS = Counter(
+    "moderation_label_flags_total", "Comments whose label score reached its review threshold (the article section's, if it has its own), "
+    "by label and by the decision taken at intake", ["label", "outcome"],
+)
 MODEL_INFO = Gauge("moderation_model_info", "The model version this process serves (value 1)", ["version"], multiprocess_mode="liveall")
 
 
-def record_decision(outcome: str, scores: dict | None, rules) -> None:
+def record_decision(outcome: str, scores: dict | None, thresholds: dict[str, dict[str, float]]) -> None:
+    """Count one decision at intake, and each label that flagged it under ``thresholds`` (the comment's section's)."""
     DECISIONS.labels(outcome).inc()
     for label, score in (scores or {}).items():
-        limits = rules.thresholds.get(label)
+        limits = thresholds.get(label)
         if limits and score >= limits["review_at"]:
-            LABEL_FLAGS.labels(label).inc()
+            LABEL_FLAGS.labels(label, outcome).inc()
 
 
 def record_human_decision(action: str, reason: str | None) -> None:

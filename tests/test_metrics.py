@@ -125,3 +125,16 @@ def test_akismet_reports_are_counted_as_human_decisions(api):
     assert api.client.post("/1.1/submit-spam", data={**fields, "comment_content": "Cheap pills at pills.example"}).status_code == 200
     assert api.client.post("/1.1/submit-ham", data={**fields, "comment_content": "A fair point about the budget."}).status_code == 200
     assert human_decisions(scrape(api.client)) - before == Counter({("reject", "spam"): 1, ("approve", ""): 1})
+
+
+def test_label_flags_count_by_label_and_outcome_at_the_sections_own_thresholds(make_api):
+    # spam flags everything in politics (review_at 0) and nothing elsewhere (review_at above any score)
+    api = make_api(THRESHOLDS={"spam": {"review_at": 2.0, "reject_at": 2.0}, "toxic": {"review_at": 2.0, "reject_at": 2.0}},
+                   SECTION_THRESHOLDS={"politics": {"spam": {"review_at": 0.0}}})
+    flags = "moderation_label_flags_total"
+    before = scrape(api.client)
+    assert api.post_comment("A view on the match", article={"id": "1", "section": "sport"}).json["status"] == "published"
+    assert api.post_comment("A view on the vote", article={"id": "2", "section": "politics"}).json["status"] == "pending"
+    after = scrape(api.client)
+    assert value(after, flags, label="spam", outcome="review") - value(before, flags, label="spam", outcome="review") == 1
+    assert value(after, flags, label="spam", outcome="accept") == value(before, flags, label="spam", outcome="accept")

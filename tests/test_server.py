@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -109,3 +110,27 @@ def test_every_worker_switches_to_a_promoted_model_without_a_restart_or_a_failed
             assert status == 201, body  # not one request fails during the switch
             answers.append(body["model_version"])
         assert answers[0] == old_version and answers[-20:] == ["next-version"] * 20
+
+
+def _model_info_pids(base: str) -> set[int]:
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return {int(match) for match in re.findall(r'^moderation_model_info\{[^}]*pid="(\d+)"', text, flags=re.MULTILINE)}
+
+
+def test_a_dead_workers_model_version_leaves_the_metrics(server):
+    base, _ = server
+    deadline = time.monotonic() + 60
+    while len(pids := _model_info_pids(base)) < 2 and time.monotonic() < deadline:  # each worker reports once it has answered
+        call(base + "/readyz")
+    assert len(pids) == 2
+    killed = min(pids)
+    os.kill(killed, signal.SIGKILL)  # gunicorn starts a new worker in its place
+    while time.monotonic() < deadline:
+        call(base + "/readyz")
+        now = _model_info_pids(base)
+        if len(now) == 2 and killed not in now:
+            break
+        time.sleep(0.2)
+    assert killed not in now and len(now) == 2, now
+
