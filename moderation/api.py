@@ -7,6 +7,7 @@ in JSON; every failure is an `ApiError` in the one shared shape.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -21,6 +22,12 @@ from moderation.schema import STATUSES, AuditEntry, Comment
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 _DIGITS = re.compile(r"[0-9]{1,19}")
+# The longest value each exact-match filter can equal: the column's length (moderation.schema).
+FILTER_MAX_LENGTH = {"article": 200, "section": 200, "author": 320, "ip": 64, "actor": 100, "action": 20}
+
+
+def _invalid(name: str, problem: str) -> ApiError:
+    return ApiError(422, "the request has invalid fields", fields={name: problem})
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -128,13 +135,46 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _text_arg(name: str) -> str | None:
+    """An exact-match filter from the query string, checked like a body's string field: no control
+    characters (PostgreSQL refuses a NUL byte), no lone surrogates, at most the column's length."""
+    raw = request.args.get(name)
+    if raw is not None and (problem := validation.text_problem(raw, FILTER_MAX_LENGTH[name])):
+        raise _invalid(name, problem)
+    return raw
+
+
 def _ip_arg() -> str | None:
     """Compare addresses as stored: normalised, so 2001:DB8::1 finds 2001:db8::1."""
-    raw = request.args.get("ip")
+    raw = _text_arg("ip")  # ipaddress takes a scope id ("fe80::1%eth0") with any character in it
     try:
         return str(ipaddress.ip_address(raw.strip())) if raw else None
     except ValueError:
         raise ApiError(422, "the request has invalid fields", fields={"ip": "is not an IPv4 or IPv6 address"}) from None
+
+
+def _cursor_arg(sort: str) -> str | None:
+    """The queue's cursor, checked here and passed on re-encoded in normal form, so that
+    store.queue only ever compares a finite risk or a UTC time it can represent.
+
+    A cursor is the client's to send back, so any string may arrive: one nested too deeply
+    (RecursionError), a risk of NaN (which matches nothing: an empty page, not an error) or
+    1e999, a time whose offset takes it past year 1 or 9999 in UTC (OverflowError)."""
+    raw = request.args.get("cursor")
+    if not raw:
+        return None
+    try:
+        key, last_id = store.decode_cursor(raw)
+        if sort == "risk":
+            if not isinstance(key, (int, float)) or isinstance(key, bool) or not math.isfinite(key := float(key)):
+                raise ValueError("not a risk")
+        else:
+            if not isinstance(key, str):
+                raise ValueError("not a time")
+            key = store.aware(datetime.fromisoformat(key)).astimezone(timezone.utc).isoformat()
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
+        raise _invalid("cursor", "is not a cursor this API issued") from None
+    return store.encode_cursor([key, last_id])
 
 
 def _choice_arg(name: str, choices: tuple[str, ...], default: str | None) -> str | None:
@@ -156,18 +196,19 @@ def queue():
         status=_choice_arg("status", STATUSES, "pending"),
         label=label,
         label_at=service.rules.thresholds.get(label, {}).get("review_at", 0.5) if label else 0.5,
-        article=request.args.get("article"),
-        section=request.args.get("section"),
-        author=request.args.get("author"),
+        article=_text_arg("article"),
+        section=_text_arg("section"),
+        author=_text_arg("author"),
         ip=_ip_arg(),
         older_than=timedelta(seconds=older) if older >= 0 else None,
         newer_than=timedelta(seconds=newer) if newer >= 0 else None,
     )
     sort = _choice_arg("sort", ("risk", "age"), "risk")
+    cursor, limit = _cursor_arg(sort), _int_arg("limit", 50, 1, 200)
     try:
-        page, next_cursor = store.queue(get_session(), where, sort=sort, cursor=request.args.get("cursor"), limit=_int_arg("limit", 50, 1, 200))
+        page, next_cursor = store.queue(get_session(), where, sort=sort, cursor=cursor, limit=limit)
     except (ValueError, TypeError, KeyError):
-        raise ApiError(422, "the request has invalid fields", fields={"cursor": "is not a cursor this API issued"}) from None
+        raise _invalid("cursor", "is not a cursor this API issued") from None
     return jsonify({"comments": [comment_json(c) for c in page], "next_cursor": next_cursor})
 
 
@@ -224,8 +265,11 @@ def _time_arg(name: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(raw.replace(" ", "+"))  # an unencoded "+" in a query arrives as a space
     except ValueError:
-        raise ApiError(422, "the request has invalid fields", fields={name: "must be an ISO 8601 date or time"}) from None
-    return store.aware(moment).astimezone(timezone.utc)
+        raise _invalid(name, "must be an ISO 8601 date or time") from None
+    try:
+        return store.aware(moment).astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC; 9999-12-31T23:59:59-14:00 after 9999
+        raise _invalid(name, "is outside the years 1 to 9999 in UTC") from None
 
 
 @bp.get("/audit")
@@ -235,7 +279,7 @@ def audit():
     comment_id = _int_arg("comment_id", 0, 0, 2**62) or None
     before = _int_arg("before_id", 0, 0, 2**62) or None
     entries = store.audit(
-        get_session(), comment_id=comment_id, actor=request.args.get("actor"), action=request.args.get("action"),
+        get_session(), comment_id=comment_id, actor=_text_arg("actor"), action=_text_arg("action"),
         since=_time_arg("since"), until=_time_arg("until"), before_id=before, limit=_int_arg("limit", 100, 1, 500),
     )
     return jsonify({"entries": [audit_json(e) for e in entries], "next_before_id": entries[-1].id if entries else None})

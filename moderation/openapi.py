@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
+from moderation.api import FILTER_MAX_LENGTH
 from moderation.errors import CODES
 from moderation.privacy import ERASE
 from moderation.schema import STATUSES
@@ -19,7 +20,7 @@ bp = Blueprint("openapi", __name__)
 JSON = "application/json"
 ID_MAX = 2**63 - 1  # ids are BIGINT; larger ones are not ids this API ever issues
 QUERY_ID_MAX = 2**62  # what api._int_arg accepts for comment_id / before_id
-NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"  # validation._CONTROL, negated
+NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"  # validation._CONTROL, negated
 EMAIL = "^[^@\\s]{1,64}@[^@\\s]{1,255}$"  # validation._EMAIL
 MODEL_ACTIONS = ("accept", "review", "reject")
 
@@ -92,6 +93,11 @@ def errors(*statuses: int) -> dict:
 
 def query(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def filter_query(name: str, max_length: int, description: str) -> dict:
+    """An exact-match filter, checked as api._text_arg checks it: no control characters, at most the column's length."""
+    return query(name, text_field(max_length), description)
 
 
 def json_body(schema_name: str, description: str) -> dict:
@@ -262,7 +268,8 @@ def akismet_operation(operation_id: str, summary: str, description: str, answers
         }
     return {"post": {
         "operationId": operation_id, "tags": ["akismet"], "security": [], "summary": summary,
-        "description": description + " The key travels in the form, as Akismet's does; every answer is text/plain.",
+        "description": description + " The key travels in the form, as Akismet's does; every answer is text/plain, "
+                                     "except a 503 (the database cannot answer now), which is the API's JSON error.",
         "requestBody": {"required": True, "description": f"At most {max_body_bytes} bytes.", "content": {FORM: {"schema": {
             "type": "object", "properties": {name: {"type": "string", "description": AKISMET_FIELDS[name]} for name in fields}}}}},
         "responses": {
@@ -270,6 +277,7 @@ def akismet_operation(operation_id: str, summary: str, description: str, answers
                     "content": {"text/plain": {"schema": {"type": "string", "examples": answers}}}},
             "413": {"description": f"`Request too large.`: the body is larger than {max_body_bytes} bytes.",
                     "content": {"text/plain": {"schema": {"type": "string", "const": "Request too large."}}}},
+            **errors(503),
         },
     }}
 
@@ -323,19 +331,19 @@ def webhook_paths(max_body_bytes: int) -> dict:
                 "description": f"{site_only} The answer carries the signing secret: the only time it is shown.",
                 "requestBody": {"required": True, "description": f"At most {max_body_bytes} bytes.", "content": {JSON: {"schema": new}}},
                 "responses": {"201": json_response("Registered.", obj({**endpoint, "secret": {"type": "string"}})),
-                              **errors(400, 401, 403, 413, 415, 422)},
+                              **errors(400, 401, 403, 413, 415, 422, 503)},
             },
             "get": {
                 "operationId": "listWebhooks", "tags": ["webhooks"], "x-roles": ["site"], "summary": "This site's endpoints",
                 "description": site_only,
                 "responses": {"200": json_response("Every endpoint, removed ones too.", obj({"webhooks": {"type": "array", "items": obj(endpoint)}})),
-                              **errors(401, 403)},
+                              **errors(401, 403, 503)},
             },
         },
         "/api/v1/webhooks/{webhook_id}": {"delete": {
             "operationId": "removeWebhook", "tags": ["webhooks"], "x-roles": ["site"], "summary": "Stop sending to an endpoint",
             "description": f"{site_only} Its delivery log stays readable.", "parameters": [webhook_id],
-            "responses": {"204": {"description": "Removed."}, **errors(401, 403), **not_found},
+            "responses": {"204": {"description": "Removed."}, **errors(401, 403, 503), **not_found},
         }},
         "/api/v1/webhooks/{webhook_id}/deliveries": {"get": {
             "operationId": "webhookDeliveries", "tags": ["webhooks"], "x-roles": ["site"], "summary": "An endpoint's delivery log",
@@ -344,7 +352,7 @@ def webhook_paths(max_body_bytes: int) -> dict:
                 "id": {"type": "integer"}, "event_id": {"type": "integer", "description": "The event's id, as in its body."},
                 "attempted_at": {"type": "string", "format": "date-time"}, "status_code": nullable({"type": "integer"}),
                 "error": nullable({"type": "string"}), "duration_ms": {"type": "number"},
-            })}})), **errors(401, 403), **not_found},
+            })}})), **errors(401, 403, 503), **not_found},
         }},
     }
 
@@ -373,14 +381,16 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
                 "201": json_response("Stored and decided.", ref("schemas", "Comment"), created_headers),
                 "200": json_response("A retry: this site already sent this external_id; the original comment, unchanged.",
                                      ref("schemas", "Comment"), created_headers),
-                **errors(400, 401, 403, 413, 415, 422, 429),
+                **errors(400, 401, 403, 413, 415, 422, 429, 503),
             },
         }},
         "/api/v1/comments/{comment_id}": {"get": {
             "operationId": "getComment", "tags": ["comments"], "x-roles": ["site", "moderator"],
-            "summary": "A comment's status and decision history", "description": "Any site or moderator key.",
+            "summary": "A comment's status and decision history",
+            "description": "Any site or moderator key (an admin key gets 403); a site sees only its own readers' comments.",
             "parameters": [comment_id],
-            "responses": {"200": json_response("The comment and its history.", ref("schemas", "CommentWithHistory")), **errors(401, 404)},
+            "responses": {"200": json_response("The comment and its history.", ref("schemas", "CommentWithHistory")),
+                          **errors(401, 403, 404, 503)},
         }},
         "/api/v1/comments/{comment_id}/decision": {"post": {
             "operationId": "decideComment", "tags": ["decisions"], "x-roles": ["moderator"],
@@ -388,7 +398,7 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
             "description": f"{moderator_only} The first of two concurrent decisions wins; the other gets 409.",
             "parameters": [comment_id], "requestBody": json_body("Decision", f"At most {max_body_bytes} bytes."),
             "responses": {"200": json_response("Decided; the comment and its history.", ref("schemas", "CommentWithHistory")),
-                          **errors(400, 401, 403, 404, 409, 413, 415, 422)},
+                          **errors(400, 401, 403, 404, 409, 413, 415, 422, 503)},
         }},
         "/api/v1/decisions": {"post": {
             "operationId": "decideMany", "tags": ["decisions"], "x-roles": ["moderator"],
@@ -396,7 +406,7 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
             "requestBody": json_body("BulkDecisions", f"At most {max_body_bytes} bytes."),
             "responses": {"200": json_response("One result per decision, in order.",
                                                obj({"results": {"type": "array", "items": ref("schemas", "BulkResult")}})),
-                          **errors(400, 401, 403, 413, 415, 422)},
+                          **errors(400, 401, 403, 413, 415, 422, 503)},
         }},
         "/api/v1/queue": {"get": {
             "operationId": "queue", "tags": ["queue"], "x-roles": ["moderator"],
@@ -405,31 +415,35 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
             "parameters": [
                 query("status", {"type": "string", "enum": list(STATUSES), "default": "pending"}, "Comments in this status."),
                 query("label", {"type": "string", "enum": list(labels)}, "Only comments whose score for this label reaches its review threshold."),
-                query("article", {"type": "string"}, "Exact article id."),
-                query("section", {"type": "string"}, "Exact article section."),
-                query("author", {"type": "string"}, "Exact author email, as sent."),
-                query("ip", {"type": "string"}, "Exact author IP address, as stored (normal form)."),
+                filter_query("article", FILTER_MAX_LENGTH["article"], "Exact article id."),
+                filter_query("section", FILTER_MAX_LENGTH["section"], "Exact article section."),
+                filter_query("author", FILTER_MAX_LENGTH["author"], "Exact author email, as sent."),
+                filter_query("ip", FILTER_MAX_LENGTH["ip"], "Exact author IP address (any form; compared in normal form)."),
                 query("older_than", {"type": "integer", "minimum": 0, "maximum": 10**8}, "Only comments at least this many seconds old."),
                 query("newer_than", {"type": "integer", "minimum": 0, "maximum": 10**8}, "Only comments at most this many seconds old."),
                 query("sort", {"type": "string", "enum": ["risk", "age"], "default": "risk"}, "risk: highest risk first; age: oldest first."),
-                query("cursor", {"type": "string"}, "next_cursor from the previous page, with the same filters and sort."),
+                query("cursor", {"type": "string"}, "next_cursor from the previous page, with the same filters and sort "
+                                                    "(any other string: 422 naming cursor)."),
                 query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "Page size."),
             ],
-            "responses": {"200": json_response("One page.", ref("schemas", "Queue")), **errors(401, 403, 422)},
+            "responses": {"200": json_response("One page.", ref("schemas", "Queue")), **errors(401, 403, 422, 503)},
         }},
         "/api/v1/audit": {"get": {
             "operationId": "audit", "tags": ["audit"], "x-roles": ["moderator"],
             "summary": "The append-only decision log, newest first", "description": moderator_only,
             "parameters": [
                 query("comment_id", {"type": "integer", "minimum": 0, "maximum": QUERY_ID_MAX}, "Entries of this comment (0: all)."),
-                query("actor", {"type": "string"}, '"model" or a moderator key name.'),
-                query("action", {"type": "string", "examples": sorted(set(MODEL_ACTIONS) | set(ACTIONS))}, "Exact action."),
-                query("since", {"type": "string"}, "ISO 8601 date or date-time (inclusive); without an offset, UTC."),
-                query("until", {"type": "string"}, "ISO 8601 date or date-time (exclusive); without an offset, UTC."),
+                filter_query("actor", FILTER_MAX_LENGTH["actor"], '"model" or a moderator key name.'),
+                query("action", text_field(FILTER_MAX_LENGTH["action"], examples=sorted(set(MODEL_ACTIONS) | set(ACTIONS) | {ERASE})),
+                      "Exact action."),
+                query("since", {"type": "string"}, "ISO 8601 date or date-time (inclusive); without an offset, UTC. "
+                                                   "It must fall within the years 1 to 9999 in UTC."),
+                query("until", {"type": "string"}, "ISO 8601 date or date-time (exclusive); without an offset, UTC. "
+                                                   "It must fall within the years 1 to 9999 in UTC."),
                 query("before_id", {"type": "integer", "minimum": 0, "maximum": QUERY_ID_MAX}, "Entries older than this id (0: no bound)."),
                 query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "Page size."),
             ],
-            "responses": {"200": json_response("One page.", ref("schemas", "AuditPage")), **errors(401, 403, 422)},
+            "responses": {"200": json_response("One page.", ref("schemas", "AuditPage")), **errors(401, 403, 422, 503)},
         }},
         "/api/v1/erasures": {"post": {
             "operationId": "eraseReader", "tags": ["privacy"], "x-roles": ["admin"],
@@ -440,7 +454,7 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
                            "audit entry, action erase, records that it happened, without the address. Repeating it changes nothing.",
             "requestBody": json_body("Erasure", f"At most {max_body_bytes} bytes."),
             "responses": {"200": json_response("Erased; what changed, counted.", ref("schemas", "Erased")),
-                          **errors(400, 401, 403, 413, 415, 422)},
+                          **errors(400, 401, 403, 413, 415, 422, 503)},
         }},
         "/api/v1/openapi.json": {"get": {
             "operationId": "openapi", "tags": ["meta"], "security": [], "summary": "This document",
@@ -469,7 +483,7 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
         }},
     }
     responses = {
-        CODES[400]: error_response(400, "The body is not valid JSON."),
+        CODES[400]: error_response(400, "The body is not valid JSON (malformed, or nested too deeply to parse)."),
         CODES[401]: error_response(401, "No API key, or an unknown or revoked one.",
                                    headers={"WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}}),
         CODES[403]: error_response(403, "The key's role may not do this."),
@@ -481,6 +495,10 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
         CODES[422]: error_response(422, "Invalid fields or query parameters; error.fields names each one.", fields=True),
         CODES[429]: error_response(429, "Too many comments from this author email or IP address.", headers={
             **rate_headers, "Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0}, "description": "Seconds to wait."}}),
+        CODES[503]: error_response(503, "The database cannot answer now (unreachable, restarting, locked beyond the busy timeout, no "
+                                        "connection free, its disk full); nothing was changed, so the request may be sent again.",
+                                   headers={"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0},
+                                                            "description": "Seconds to wait before sending it again."}}),
     }
     return {
         "openapi": "3.1.0",

@@ -2,7 +2,9 @@
 
 Each string field has a defined answer for hostile input: too long, control characters
 or lone surrogates (which no database can store as UTF-8) are 422 errors naming the
-field; nothing half-checked reaches the database.
+field; nothing half-checked reaches the database. The API's query-string filters are
+checked the same way (`text_problem`). A body nested too deeply for the JSON parser is a
+400, like any other body that is not JSON.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from urllib.parse import urlsplit
 from moderation.errors import ApiError
 from moderation.schema import STATUSES
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Unicode category Cc (C0 controls, DEL and the C1 controls U+0080-U+009F) except tab, LF and CR.
+# Format characters (Cf: bidi marks, zero-width joiners) are real text and stay: text.normalize strips them for scoring.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
@@ -63,17 +67,13 @@ class Checker:
         if not isinstance(value, str):
             self.fail(path, "must be a string")
             return None
-        if _SURROGATE.search(value):
-            self.fail(path, "contains invalid Unicode (a lone surrogate)")
-            return None
-        if _CONTROL.search(value):
-            self.fail(path, "contains control characters")
-            return None
-        if required and not value.strip():
-            self.fail(path, "must not be empty")
-            return None
-        if len(value) > max_length:
-            self.fail(path, f"is longer than {max_length} characters")
+        problem = _characters_problem(value)
+        if problem is None and required and not value.strip():
+            problem = "must not be empty"
+        if problem is None and len(value) > max_length:
+            problem = f"is longer than {max_length} characters"
+        if problem:
+            self.fail(path, problem)
             return None
         return value
 
@@ -82,11 +82,40 @@ class Checker:
             raise ApiError(422, "the request has invalid fields", fields=self.errors)
 
 
+def _characters_problem(value: str) -> str | None:
+    if _SURROGATE.search(value):
+        return "contains invalid Unicode (a lone surrogate)"
+    if _CONTROL.search(value):
+        return "contains control characters"
+    return None
+
+
+def text_problem(value: str, max_length: int) -> str | None:
+    """What is wrong with a string from outside (a lone surrogate, control characters, its length), or None.
+
+    The same checks as `Checker.string`, for the API's query-string filters: a NUL byte
+    there would otherwise reach PostgreSQL, which refuses it (a 500, not a 422).
+    """
+    if (problem := _characters_problem(value)) is not None:
+        return problem
+    if len(value) > max_length:
+        return f"is longer than {max_length} characters"
+    return None
+
+
 def json_object(request) -> dict:
-    """Return the request's JSON object body, or raise 415 / 400 in the shared shape."""
+    """Return the request's JSON object body, or raise 415 / 400 in the shared shape.
+
+    Every API endpoint that takes a JSON body reads it here: the parser recurses once per
+    nesting level, so a body of a few thousand "[" raises RecursionError, not ValueError,
+    and that too is a body that is not JSON (400), not a crash (500).
+    """
     if not request.is_json:
         raise ApiError(415, "send the body as application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        raise ApiError(400, "the body is not valid JSON (it is nested too deeply)") from None
     if body is None and request.get_data().strip() != b"null":
         raise ApiError(400, "the body is not valid JSON")
     if not isinstance(body, dict):

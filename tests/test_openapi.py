@@ -6,6 +6,7 @@ Fixtures here are prefixed ``oa_`` so they never clash with tests/conftest.py's.
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 
@@ -14,12 +15,14 @@ from openapi_core import Config, OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_core.validation.request.exceptions import RequestValidationError
 from openapi_spec_validator import validate as validate_spec
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.test import EnvironBuilder
 
-from moderation import create_app, store
+from moderation import create_app, store, validation
+from moderation.auth import ROLES
 from moderation.db import make_engine, upgrade
-from moderation.openapi import document_for
+from moderation.openapi import NO_CONTROL, document_for
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 HOLD_SPAM = {"spam": {"review_at": 0.0, "reject_at": 2.0}}  # forces every ordinary comment to 'pending'
@@ -32,7 +35,8 @@ def build_app(directory, tiny_bundle, **overrides):
     app = create_app({"DATABASE_URL": url, "MODEL_DIR": str(tiny_bundle), "TESTING": True, "RATE_LIMIT": "1000 per minute",
                       "INSTANCE_DIR": str(directory), "THRESHOLDS": HOLD_SPAM, **overrides})
     with Session(engine) as session:
-        keys = {"site": store.create_key(session, "site", "site"), "moderator": store.create_key(session, "mod", "moderator")}
+        keys = {"site": store.create_key(session, "site", "site"), "moderator": store.create_key(session, "mod", "moderator"),
+                "admin": store.create_key(session, "admin", "admin")}
     engine.dispose()
     return app, keys
 
@@ -152,7 +156,9 @@ def _operations(document):
 
 
 def test_documented_roles_and_auth_statuses_are_what_the_code_enforces(oa):
-    """A role outside x-roles gets 403 (documented); a role inside it gets past the key check."""
+    """A role outside x-roles gets 403 (documented); a role inside it gets past the key check. Every role
+    the project has is tried: an admin key on GET /api/v1/comments/{id} is a 403 too."""
+    assert set(oa.keys) == set(ROLES)
     comment_id = oa.pending()
     webhook_id = oa.call("POST", "/api/v1/webhooks", role="site", json={"url": "https://site.example/hooks"}).get_json()["id"]
     for path, method, operation in _operations(oa.document):
@@ -163,13 +169,14 @@ def test_documented_roles_and_auth_statuses_are_what_the_code_enforces(oa):
         url = path.replace("{comment_id}", str(comment_id)).replace("{webhook_id}", str(webhook_id))
         assert "401" in operation["responses"], path
         assert oa.call(method.upper(), url, request_valid=False).status_code == 401
-        for role in ("site", "moderator"):
+        assert set(operation["x-roles"]) <= set(ROLES), path
+        for role in ROLES:
             status = oa.call(method.upper(), url, role=role, request_valid=None).status_code
             if role in operation["x-roles"]:
                 assert status not in (401, 403), (path, role, status)
             else:
                 assert status == 403 and "403" in operation["responses"], (path, role, status)
-        assert ("403" in operation["responses"]) == (set(operation["x-roles"]) != {"site", "moderator"}), path
+        assert ("403" in operation["responses"]) == (set(operation["x-roles"]) != set(ROLES)), path
 
 
 def test_queue_labels_are_exactly_the_ones_the_api_accepts(oa):
@@ -329,6 +336,9 @@ ERRORS = [
     ("moderator key posting", "POST", COMMENTS, "moderator", {"json": {"text": "hi"}}, 403, "forbidden", ()),
     ("site key deciding", "POST", DECISION, "site", {"json": {"action": "approve"}}, 403, "forbidden", ()),
     ("site key on the audit log", "GET", "/api/v1/audit", "site", {}, 403, "forbidden", ()),
+    ("admin key reading a comment", "GET", "/api/v1/comments/{id}", "admin", {}, 403, "forbidden", ()),
+    ("admin key on the queue", "GET", "/api/v1/queue", "admin", {}, 403, "forbidden", ()),
+    ("site key erasing", "POST", "/api/v1/erasures", "site", {"json": {"email": "a@example.org"}}, 403, "forbidden", ()),
     ("no such comment", "GET", "/api/v1/comments/999999999", "site", {}, 404, "not_found", ()),
     ("deciding no such comment", "POST", "/api/v1/comments/999999999/decision", "moderator", {"json": {"action": "approve"}}, 404, "not_found", ()),
     ("body too large", "POST", COMMENTS, "site", {"json": {"text": "x" * 300_000}}, 413, "payload_too_large", ()),
@@ -342,6 +352,9 @@ ERRORS = [
                                                                  "article": {"title": "x" * 501}, "parent_id": 0, "external_id": True}},
      422, "invalid", ("text", "author.email", "author.ip", "author.url", "article.title", "parent_id", "external_id")),
     ("control characters", "POST", COMMENTS, "site", {"json": {"text": "bell \x07"}}, 422, "invalid", ("text",)),
+    ("C1 control characters", "POST", COMMENTS, "site", {"json": {"text": "hello \x85 there", "author": {"name": "bell\x9b"}}},
+     422, "invalid", ("text", "author.name")),
+    ("C1 control in a note", "POST", DECISION, "moderator", {"json": {"action": "approve", "note": "\x9b"}}, 422, "invalid", ("note",)),
     ("bad decision", "POST", DECISION, "moderator", {"json": {"action": "reject"}}, 422, "invalid", ("reason",)),
     ("bad action", "POST", DECISION, "moderator", {"json": {"action": "maybe", "reason": "rude"}}, 422, "invalid", ("action", "reason")),
     ("bad expected status", "POST", DECISION, "moderator", {"json": {"action": "approve", "expected_status": "gone"}},
@@ -358,6 +371,14 @@ ERRORS = [
     ("audit limit", "GET", "/api/v1/audit?limit=0", "moderator", {}, 422, "invalid", ("limit",)),
     ("audit comment id", "GET", "/api/v1/audit?comment_id=x", "moderator", {}, 422, "invalid", ("comment_id",)),
     ("audit before id", "GET", f"/api/v1/audit?before_id={2**62 + 1}", "moderator", {}, 422, "invalid", ("before_id",)),
+    ("queue author NUL", "GET", "/api/v1/queue?author=%00", "moderator", {}, 422, "invalid", ("author",)),
+    ("queue article NUL", "GET", "/api/v1/queue?article=a%00b", "moderator", {}, 422, "invalid", ("article",)),
+    ("queue section C1", "GET", "/api/v1/queue?section=%C2%85", "moderator", {}, 422, "invalid", ("section",)),
+    ("queue ip NUL", "GET", "/api/v1/queue?ip=fe80::1%25%00", "moderator", {}, 422, "invalid", ("ip",)),
+    ("queue article too long", "GET", "/api/v1/queue?article=" + "x" * 201, "moderator", {}, 422, "invalid", ("article",)),
+    ("audit actor NUL", "GET", "/api/v1/audit?actor=%00", "moderator", {}, 422, "invalid", ("actor",)),
+    ("audit action NUL", "GET", "/api/v1/audit?action=%00", "moderator", {}, 422, "invalid", ("action",)),
+    ("audit action too long", "GET", "/api/v1/audit?action=" + "x" * 21, "moderator", {}, 422, "invalid", ("action",)),
 ]
 
 
@@ -379,6 +400,84 @@ def test_errors_the_document_cannot_foresee(oa):
     risk_cursor = store.encode_cursor([0.5, 10])
     assert_error(oa.call("GET", f"/api/v1/queue?sort=age&cursor={risk_cursor}", role="moderator"), 422, "invalid", ("cursor",))
     assert_error(oa.call("GET", "/api/v1/audit?since=yesterday", role="moderator"), 422, "invalid", ("since",))
+    raw = lambda text: base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")  # noqa: E731
+    for sort, cursor in (("age", store.encode_cursor(["9999-12-31T23:59:59-14:00", 1])), ("age", store.encode_cursor(["0001-01-01T00:00:00+14:00", 1])),
+                         ("risk", raw("[" * 2000)), ("risk", raw("[NaN, 1]")), ("risk", raw("[1e999, 1]"))):
+        assert_error(oa.call("GET", f"/api/v1/queue?sort={sort}&cursor={cursor}", role="moderator"), 422, "invalid", ("cursor",))
+    assert_error(oa.call("GET", "/api/v1/audit?since=0001-01-01T00:00:00%2B14:00", role="moderator"), 422, "invalid", ("since",))
+    assert_error(oa.call("GET", "/api/v1/audit?until=9999-12-31T23:59:59-14:00", role="moderator"), 422, "invalid", ("until",))
+
+
+def test_a_body_nested_too_deeply_is_the_documented_400_on_every_json_operation(oa):
+    """The JSON parser recurses once per level: 100,000 "[" are a malformed body (400), not a crash (500)."""
+    comment_id = oa.pending()
+    json_operations = [(path, method, operation) for path, method, operation in _operations(oa.document)
+                       if "application/json" in operation.get("requestBody", {}).get("content", {})]
+    assert {path for path, _, _ in json_operations} == {COMMENTS, "/api/v1/comments/{comment_id}/decision", BULK, "/api/v1/erasures",
+                                                        "/api/v1/webhooks"}
+    body = '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    for path, method, operation in json_operations:
+        assert "400" in operation["responses"], path
+        response = oa.call(method.upper(), path.replace("{comment_id}", str(comment_id)), role=operation["x-roles"][0],
+                           request_valid=None, data=body, content_type="application/json")
+        assert_error(response, 400, "bad_request")
+
+
+def test_the_documented_control_character_pattern_is_the_one_validation_applies():
+    allowed = re.compile(NO_CONTROL)
+    for code in range(0x10000):
+        char = chr(code)
+        if not 0xD800 <= code <= 0xDFFF:
+            assert bool(allowed.search(f"a{char}b")) == (not validation._CONTROL.search(char)), hex(code)
+
+
+def _failing_database(engine):
+    """Make every statement on ``engine`` fail as a database locked beyond its busy timeout does."""
+    dbapi_error = engine.dialect.loaded_dbapi.OperationalError
+
+    def fail(*_args, **_kwargs):
+        raise dbapi_error("database is locked")
+
+    event.listen(engine, "before_cursor_execute", fail)
+    return lambda: event.remove(engine, "before_cursor_execute", fail)
+
+
+AKISMET_FORM = {"api_key": None, "blog": "https://site.example", "user_ip": "192.0.2.7", "comment_content": "Hello there.",
+                "comment_author_email": "ann@example.org"}
+
+
+def test_every_operation_that_uses_the_database_documents_its_503(make_api):
+    """With the database unable to answer, an operation answers 503 with Retry-After exactly when its
+    document says so, in the documented shape; the others (health, metrics, this document) still answer."""
+    api = make_api(API_KEY_CACHE_SECONDS=0)
+    with Session(api.app.extensions["moderation.engine"]) as session:
+        keys = {"site": api.site_key, "moderator": api.moderator_key, "admin": store.create_key(session, "admin-503", "admin")}
+    checked = Checked(api.app, keys)
+    comment_id = api.post_comment().get_json()["id"]
+    webhook_id = checked.call("POST", "/api/v1/webhooks", role="site", json={"url": "https://site.example/hooks"}).get_json()["id"]
+    restore = _failing_database(api.app.extensions["moderation.engine"])
+    try:
+        seen = set()
+        for path, method, operation in _operations(checked.document):
+            url = path.replace("{comment_id}", str(comment_id)).replace("{webhook_id}", str(webhook_id))
+            kwargs = {}
+            if path.startswith("/1.1/"):
+                kwargs["data"] = {**AKISMET_FORM, "api_key": keys["site"]}
+            elif method == "post":
+                kwargs["json"] = {"text": "hello", "action": "approve", "decisions": [{"comment_id": comment_id, "action": "approve"}],
+                                  "email": "ann@example.org", "url": "https://site.example/other"}
+            role = operation.get("x-roles", [None])[0]
+            response = checked.call(method.upper(), url, role=role, request_valid=None, **kwargs)
+            if "503" in operation["responses"]:
+                assert response.status_code == 503, (path, method, response.get_data(as_text=True))
+                assert int(response.headers["Retry-After"]) > 0
+                seen.add(path)
+            else:
+                assert response.status_code != 503, (path, method)
+        assert seen >= {COMMENTS, "/api/v1/queue", "/api/v1/audit", "/api/v1/comments/{comment_id}", "/api/v1/erasures",
+                        "/api/v1/webhooks", "/1.1/comment-check", "/readyz"}
+    finally:
+        restore()
 
 
 def test_the_document_accepts_what_the_code_accepts_at_the_edges(oa):
