@@ -212,3 +212,15 @@ def test_public_dataset_loads_with_both_splits_and_declared_labels(name):
 ])
 def test_davidson_classes_map_onto_labels_and_rows_without_a_class_are_dropped(kind, labels):
     assert REGISTRY["davidson_hate_offensive"].to_labels({"class": kind}) == labels
+
+
+@pytest.mark.parametrize(("a", "b", "c", "insult"), [
+    ("OFF", "TIN", "IND", 1),  # a targeted insult at a person
+    ("OFF", "TIN", "GRP", 0),  # at a group ("Democrats are miserable humans"): toxic, not an insult to a person
+    ("OFF", "TIN", "OTH", 0),
+    ("OFF", "UNT", "", 0),  # untargeted swearing
+    ("NOT", "", "", 0),
+])
+def test_olid_insult_is_a_targeted_insult_at_an_individual(a, b, c, insult):
+    labels = REGISTRY["olid_offenseval2019"].to_labels({"subtask_a": a, "subtask_b": b, "subtask_c": c})
+    assert labels == {"toxic": int(a == "OFF"), "offensive": int(a == "OFF"), "insult": insult}

@@ -73,7 +73,10 @@ def _davidson(row):
 
 def _olid(row):
     offensive = int(row["subtask_a"].strip() == "OFF")
-    return {"toxic": offensive, "offensive": offensive, "insult": int(row["subtask_b"].strip() == "TIN")}
+    # Our insult is aimed at a person: a targeted insult or threat (TIN) at an individual (IND),
+    # not at a group (GRP: "Democrats are ...") or anything else (OTH).
+    insult = int(row["subtask_b"].strip() == "TIN" and (row.get("subtask_c") or "").strip() == "IND")
+    return {"toxic": offensive, "offensive": offensive, "insult": insult}
 
 
 def _jigsaw(row):
