@@ -201,6 +201,16 @@ def database(request, tmp_path) -> dict:
     engine.dispose()
 
 
+def assert_error(response, status: int, code: str, fields: tuple[str, ...] = ()) -> dict:
+    """Assert an answer in the one error shape, with this status and code, naming ``fields``; return its error."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    error = response.get_json()["error"]
+    assert error["code"] == code and error["message"]
+    assert set(fields) <= set(error.get("fields", {})), error
+    return error
+
+
 # Thresholds that make the tiny model's decisions predictable: everything is held,
 # unless a test chooses otherwise.
 HOLD_EVERYTHING = {"spam": {"review_at": 0.0, "reject_at": 2.0}, "toxic": {"review_at": 2.0, "reject_at": 2.0}}

@@ -6,15 +6,7 @@ import json
 
 import pytest
 
-
-def assert_error(response, status: int, code: str, fields: tuple[str, ...] = ()):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json
-    error = response.get_json()["error"]
-    assert error["code"] == code and error["message"]
-    for field in fields:
-        assert field in error.get("fields", {}), (field, error)
-    return error
+from conftest import assert_error
 
 
 def post(api, body, headers=None, **kwargs):

@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from werkzeug.test import EnvironBuilder
 
+from conftest import assert_error
 from moderation import create_app, store, validation
 from moderation.auth import ROLES
 from moderation.db import make_engine, upgrade
@@ -89,14 +90,6 @@ def oa(tiny_bundle, tmp_path_factory) -> Checked:
     app, keys = build_app(tmp_path_factory.mktemp("openapi"), tiny_bundle)
     yield Checked(app, keys)
     app.extensions["moderation.engine"].dispose()
-
-
-def assert_error(response, status: int, code: str, fields: tuple[str, ...] = ()) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    assert set(fields) <= set(error.get("fields", {})), error
-    return error
 
 
 # --- the document itself ------------------------------------------------------------------

@@ -17,17 +17,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy.orm import Session
 
+from conftest import assert_error
 from moderation import store, validation
-
-
-def assert_error(response, status: int, code: str, fields: tuple[str, ...] = ()) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json
-    error = response.get_json()["error"]
-    assert error["code"] == code and error["message"]
-    for field in fields:
-        assert field in error.get("fields", {}), (field, error)
-    return error
 
 
 def _key(api, role: str) -> dict:
