@@ -94,6 +94,8 @@ def _coral_request(raw: bytes) -> tuple[str, validation.NewComment]:
         body = json.loads(raw)
     except ValueError:  # not JSON, or not UTF-8
         raise ApiError(400, "the body is not valid JSON") from None
+    except RecursionError:  # the parser recurses once per level: a few thousand "[" are a body that is not JSON, not a crash
+        raise ApiError(400, "the body is not valid JSON (it is nested too deeply)") from None
     if not isinstance(body, dict):
         raise ApiError(422, "the body must be a JSON object", fields={"body": "must be an object"})
     check = validation.Checker()

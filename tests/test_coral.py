@@ -207,6 +207,26 @@ def test_a_malformed_body_names_the_field_and_stores_nothing(coral, case, raw, s
     assert stored(coral) == []
 
 
+DEEP = 100_000  # far past Python's recursion limit, well under the body size limit
+
+
+@pytest.mark.parametrize("raw", [
+    '{"a":' + "[" * DEEP + "]" * DEEP + "}",
+    '{"a":' + "[" * DEEP,  # and never closed
+    "[" * DEEP,
+    '{"a":' * (DEEP // 10) + "1" + "}" * (DEEP // 10),
+], ids=["closed lists", "open lists", "bare lists", "objects"])
+def test_a_body_nested_too_deeply_is_400_like_any_body_that_is_not_json(coral, raw):
+    raw = raw.encode()
+    assert len(raw) < coral.app.config["MAX_BODY_BYTES"]
+    response = send(coral, raw=raw)  # correctly signed, so the body is parsed
+    assert response.status_code == 400, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["code"] == "bad_request" and "not valid JSON" in error["message"] and "fields" not in error
+    assert stored(coral) == []
+    assert send(coral).status_code == 204  # and the worker carries on
+
+
 def test_a_body_too_long_for_a_comment_names_it(coral):
     response = send(coral, coral_request("y" * (coral.app.config["MAX_TEXT_CHARS"] + 1)))
     assert response.status_code == 422 and "comment.body" in response.get_json()["error"]["fields"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, time, timezone
 
-from flask import abort, current_app, render_template, request
+from flask import abort, current_app, flash, render_template, request
 
-from moderation import bans, store
+from moderation import bans, store, validation
 from moderation.db import get_session
 from moderation.desk import bp
-from moderation.desk.queue import VERDICTS, card
+from moderation.desk.queue import VERDICTS, card, id_arg, shown
 from moderation.desk.signin import signed_in
+from moderation.schema import AuditEntry, Comment
 
 AUDIT_PAGE = 50
 AUDIT_ACTIONS = ("accept", "review", "reject", "approve", "erase")
@@ -40,7 +41,12 @@ def author():
     ip = (request.args.get("ip") or "").strip() or None
     if not email and not ip:
         abort(404, "Name an author by email or IP address.")
+    # No author's address holds control characters (a NUL byte PostgreSQL refuses) or is longer than its column.
+    if email and (problem := validation.text_problem(email, Comment.author_email.type.length)):
+        abort(404, f"There is no author with that email address: it {problem}.")
     if ip and not email:
+        if validation.text_problem(ip, Comment.author_ip.type.length):
+            abort(404, "That is not an IP address.")
         try:
             ip = bans.canonical("ip", ip)
         except ValueError:
@@ -54,11 +60,16 @@ def author():
     )
 
 
-def _day(name: str, end_of_day: bool = False) -> datetime | None:
+def _ignored(title: str, raw: str, problem: str) -> None:
+    flash(f"The {title} filter {shown(raw)} {problem}; the log ignores it.", "error")
+
+
+def _day(name: str, title: str, end_of_day: bool = False) -> datetime | None:
     raw = (request.args.get(name) or "").strip()
     try:
         day = datetime.strptime(raw, "%Y-%m-%d").date() if raw else None
     except ValueError:
+        _ignored(title, raw, "is not a day (YYYY-MM-DD)")
         return None
     if day is None:
         return None
@@ -71,17 +82,26 @@ def _day(name: str, end_of_day: bool = False) -> datetime | None:
 def audit():
     """The audit log, newest first, filtered by moderator, action and date (UTC days)."""
     session = get_session()
-    actor = request.args.get("actor") or None
-    action = request.args.get("action") if request.args.get("action") in AUDIT_ACTIONS else None
-    before = request.args.get("before_id", "")
-    entries = store.audit(
-        session, actor=actor, action=action, since=_day("since"), until=_day("until", end_of_day=True),
-        before_id=int(before) if before.isdigit() and int(before) <= store.MAX_ID else None, limit=AUDIT_PAGE + 1,
-    )
+    filters = {k: request.args.get(k, "") for k in ("actor", "action", "since", "until")}
+    actor = filters["actor"] or None
+    # A moderator's name never holds control characters (a NUL byte PostgreSQL refuses) nor outgrows its column.
+    if actor and (problem := validation.text_problem(actor, AuditEntry.actor.type.length)):
+        _ignored("Who", actor, problem)
+        actor = filters["actor"] = None
+    action = filters["action"] or None
+    if action and action not in AUDIT_ACTIONS:
+        _ignored("Action", action, "is not an action")
+        action = filters["action"] = None
+    since, until = _day("since", "From"), _day("until", "To", end_of_day=True)
+    filters.update({k: "" for k, day in (("since", since), ("until", until)) if day is None})
+    before = request.args.get("before_id")
+    before_id = id_arg(before)
+    if before and before_id is None:  # "²" passes str.isdigit() but not int(); no page link holds it
+        flash("That page link is out of date; the log ignores it and shows the newest entries.", "error")
+    entries = store.audit(session, actor=actor, action=action, since=since, until=until, before_id=before_id, limit=AUDIT_PAGE + 1)
     more = len(entries) > AUDIT_PAGE
     entries = entries[:AUDIT_PAGE]
     return render_template(
         "desk/audit.html", entries=entries, actors=store.audit_actors(session), actions=AUDIT_ACTIONS,
-        next_before=entries[-1].id if more else None,
-        filters={k: request.args.get(k, "") for k in ("actor", "action", "since", "until")},
+        next_before=entries[-1].id if more else None, filters={k: v or "" for k, v in filters.items()},
     )

@@ -6,16 +6,19 @@ first moderator wins, and the second is told who decided and when, not shown an 
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 
-from moderation import bans, store
+from moderation import bans, store, validation
 from moderation.db import get_session
 from moderation.desk import bp
 from moderation.desk.render import drivers, highlight
 from moderation.desk.signin import current_user, safe_next, signed_in
-from moderation.schema import PENDING, PUBLISHED, REJECTED, Comment
+from moderation.schema import PENDING, PUBLISHED, REJECTED, Ban, Comment
 from moderation.similar import group_similar
 
 TABS = {"pending": PENDING, "rejected": REJECTED, "published": PUBLISHED, "all": None}
@@ -26,27 +29,81 @@ VERDICTS = {
 }
 MAX_BULK = 1000  # the most comments one bulk action on a filter decides
 GROUP_CANDIDATES = 1000  # held comments compared for near-duplicates
+MAX_NOTE = 2000
+DIGITS = re.compile(r"[0-9]{1,19}")  # an id as the desk writes it: "²" and "٣" pass str.isdigit(), never a form of ours
+# Each text filter: its name in the form, and the column it must equal (whose length no longer value can match).
+FILTERS = {"article": ("article", Comment.article_id), "section": ("section", Comment.article_section),
+           "author": ("author email", Comment.author_email), "ip": ("IP", Comment.author_ip)}
 
 
-def _filter(status: str | None) -> store.QueueFilter:
-    """Read the queue filter from the query string (or a bulk form's hidden fields)."""
+def shown(value: str, limit: int = 60) -> str:
+    """A value from outside, quoted for a message: control characters escaped, a long one cut short."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def id_arg(raw: str | None) -> int | None:
+    """An id from a form or a link: 1 to `store.MAX_ID` in ASCII digits, else None."""
+    if raw is None or not DIGITS.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if 0 < value <= store.MAX_ID else None
+
+
+def _filter(status: str | None) -> tuple[store.QueueFilter, list[str]]:
+    """Read the queue filter from the query string (or a bulk form's hidden fields).
+
+    Return it with what is wrong with the filters it had to leave out: control characters
+    (PostgreSQL refuses a NUL byte), a value longer than its column, an IP address that is none.
+    """
     values = request.values
     rules = current_app.extensions["moderation.service"].rules
     label = values.get("label") or None
     if label is not None and label not in rules.thresholds:
         label = None
-    ip = (values.get("ip") or "").strip() or None
-    if ip:
-        try:
-            ip = bans.canonical("ip", ip)
-        except ValueError:
-            flash(f"{ip!r} is not an IP address; the filter ignores it.", "error")
-            ip = None
-    return store.QueueFilter(
-        status=status, label=label, label_at=rules.thresholds.get(label, {}).get("review_at", 0.5) if label else 0.5,
-        article=(values.get("article") or "").strip() or None, section=(values.get("section") or "").strip() or None,
-        author=(values.get("author") or "").strip() or None, ip=ip,
+    found, problems = {}, []
+    for name, (title, column) in FILTERS.items():
+        value = (values.get(name) or "").strip() or None
+        if value is None:
+            continue
+        problem = validation.text_problem(value, column.type.length)
+        if problem is None and name == "ip":
+            try:
+                value = bans.canonical("ip", value)
+            except ValueError:
+                problem = "is not an IP address"
+        if problem:
+            problems.append(f"The {title} filter {shown(value)} {problem}")
+            continue
+        found[name] = value
+    where = store.QueueFilter(
+        status=status, label=label, label_at=rules.thresholds.get(label, {}).get("review_at", 0.5) if label else 0.5, **found,
     )
+    return where, problems
+
+
+def _cursor(sort: str) -> str | None:
+    """The page link's cursor, checked and re-encoded (as the API does), so `store.queue` only ever
+    compares a finite risk or a UTC time it can represent; None, with a notice, for any other.
+
+    A cursor is the browser's to send back, so any string may arrive: one nested too deeply
+    (RecursionError), a risk of NaN (matching nothing: an empty page) or 1e999, a time whose
+    offset takes it past year 1 or 9999 in UTC (OverflowError)."""
+    raw = request.args.get("cursor")
+    if not raw:
+        return None
+    try:
+        key, last_id = store.decode_cursor(raw)
+        if sort == "risk":
+            if not isinstance(key, (int, float)) or isinstance(key, bool) or not math.isfinite(key := float(key)):
+                raise ValueError("not a risk")
+        else:
+            if not isinstance(key, str):
+                raise ValueError("not a time")
+            key = store.aware(datetime.fromisoformat(key)).astimezone(timezone.utc).isoformat()
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
+        flash("That page link is out of date; showing the first page.", "error")
+        return None
+    return store.encode_cursor([key, last_id])
 
 
 def _filter_args(where: store.QueueFilter) -> dict:
@@ -81,13 +138,16 @@ def queue(tab: str):
     if tab not in TABS:
         abort(404)
     session = get_session()
-    where = _filter(TABS[tab])
+    where, problems = _filter(TABS[tab])
+    for problem in problems:
+        flash(f"{problem}; the filter ignores it.", "error")
     sort = request.args.get("sort") if request.args.get("sort") in ("risk", "age") else "risk"
+    cursor = _cursor(sort)
     try:
-        page, next_cursor = store.queue(session, where, sort=sort, cursor=request.args.get("cursor") or None,
-                                        limit=current_app.config["DESK_PAGE_SIZE"])
+        page, next_cursor = store.queue(session, where, sort=sort, cursor=cursor, limit=current_app.config["DESK_PAGE_SIZE"])
     except (ValueError, TypeError, KeyError):
         flash("That page link is out of date; showing the first page.", "error")
+        cursor = None
         page, next_cursor = store.queue(session, where, sort=sort, limit=current_app.config["DESK_PAGE_SIZE"])
     counts = store.count_matching(session, where)
     counts["all"] = sum(counts.values())
@@ -100,7 +160,7 @@ def queue(tab: str):
     return render_template(
         "desk/queue.html", tab=tab, tabs=TABS, counts=counts, cards=cards, groups=groups, where=where, sort=sort,
         filter_args=_filter_args(where), next_cursor=next_cursor, labels=labels, verdicts=VERDICTS,
-        first_page=not request.args.get("cursor"),
+        first_page=not cursor,
     )
 
 
@@ -131,11 +191,23 @@ def _conflict_message(session, comment: Comment) -> str:
 
 
 def _ids() -> list[int]:
-    ids = []
-    for raw in request.form.getlist("ids"):
-        if raw.isdigit() and 0 < int(raw) <= store.MAX_ID:
-            ids.append(int(raw))
-    return list(dict.fromkeys(ids))
+    return list(dict.fromkeys(i for i in map(id_arg, request.form.getlist("ids")) if i is not None))
+
+
+def _note() -> tuple[str | None, str | None]:
+    """The form's note (trimmed, at most MAX_NOTE characters) and what is wrong with it, if anything:
+    control characters (a NUL byte PostgreSQL refuses) but tab and line breaks."""
+    note = (request.form.get("note") or "").strip()[:MAX_NOTE] or None
+    problem = validation.text_problem(note, MAX_NOTE) if note else None
+    return (None, f"The note {problem}; nothing was decided.") if problem else (note, None)
+
+
+def _refuse(message: str):
+    """Decide nothing and say why: 422 for the page's script, else a message back where the moderator was."""
+    if _wants_json():
+        return jsonify({"decided": [], "problems": [message], "message": ""}), 422
+    flash(message, "error")
+    return redirect(safe_next(request.form.get("next")))
 
 
 def apply_verdict(ids: list[int], verdict: str, note: str | None, expected: str | None) -> tuple[list[Comment], list[str]]:
@@ -184,17 +256,19 @@ def decide():
     verdict = request.form.get("verdict", "")
     if verdict not in VERDICTS:
         abort(400, "unknown verdict")
-    note = (request.form.get("note") or "").strip()[:2000] or None
+    note, problem = _note()
+    if problem:
+        return _refuse(problem)
     if request.form.get("scope") == "filter":
-        ids = store.matching_ids(get_session(), _filter(PENDING), MAX_BULK)
+        where, problems = _filter(PENDING)
+        if problems:  # left out, the filter would match more comments than the moderator chose
+            return _refuse(f"{problems[0]}, so nothing was decided.")
+        ids = store.matching_ids(get_session(), where, MAX_BULK)
         expected = PENDING
     else:
         ids, expected = _ids(), request.form.get("expected")
     if not ids:
-        if _wants_json():
-            return jsonify({"decided": [], "problems": ["Nothing was selected."], "message": ""}), 422
-        flash("Nothing was selected.", "error")
-        return redirect(safe_next(request.form.get("next")))
+        return _refuse("Nothing was selected.")
     decided, problems = apply_verdict(ids, verdict, note, expected)
     return _answer(decided, problems, _summary(decided, verdict))
 
@@ -203,11 +277,15 @@ def decide():
 @signed_in()
 def ban():
     """Reject the comment and hold everything its author (email and IP address) sends from now on."""
-    comment = store.get_comment(get_session(), int(request.form.get("id", "0") or 0)) if request.form.get("id", "").isdigit() else None
+    comment_id = id_arg(request.form.get("id"))
+    comment = store.get_comment(get_session(), comment_id) if comment_id is not None else None
     if comment is None:
         abort(404, "no such comment")
+    note, problem = _note()
+    if problem:
+        return _refuse(problem)
     verdict = "spam" if comment.scores.get("spam", 0.0) >= comment.scores.get("toxic", 0.0) else "abuse"
-    decided, problems = ([], []) if comment.status == REJECTED else apply_verdict([comment.id], verdict, request.form.get("note") or None, request.form.get("expected"))
+    decided, problems = ([], []) if comment.status == REJECTED else apply_verdict([comment.id], verdict, note, request.form.get("expected"))
     banned = bans.ban(get_session(), email=comment.author_email, ip=comment.author_ip, by=current_user().name,
                       reason=f"comment #{comment.id}")
     who = " and ".join(value for _, value in banned) or "this anonymous author (no email or IP address: nothing to ban)"
@@ -218,6 +296,10 @@ def ban():
 @signed_in()
 def lift_ban():
     kind, value = request.form.get("kind", ""), request.form.get("value", "")
+    if validation.text_problem(kind, 10) or validation.text_problem(value, Ban.value.type.length):
+        # No ban holds control characters (a NUL byte PostgreSQL refuses) or a value longer than the column.
+        flash(f"There was no ban on {shown(kind)} {shown(value)}.", "error")
+        return redirect(safe_next(request.form.get("next")))
     try:
         lifted = kind in bans.KINDS and bans.lift(get_session(), kind, value)
     except ValueError:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import functools
+import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
-from moderation import accounts
+from moderation import accounts, validation
 from moderation.db import get_session
 from moderation.desk import bp
 from moderation.schema import User
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # a CR or LF in a Location header is refused by Werkzeug (a 500)
 
 
 def current_user() -> User | None:
@@ -42,7 +45,7 @@ def signed_in(*roles: str):
 
 def safe_next(target: str | None, default: str = "desk.queue") -> str:
     """Only ever send the browser back to a desk page: never to another site (open redirect)."""
-    if target:
+    if target and not _CONTROL.search(target):
         try:
             parts = urlsplit(target)
         except ValueError:  # "http://[": not a desk page
@@ -65,8 +68,11 @@ def login():
             return redirect(safe_next(request.args.get("next")))
         return render_template("desk/login.html", next=request.args.get("next", ""))
     config = current_app.config
+    name = request.form.get("name", "")
+    if validation.text_problem(name.strip(), User.name.type.length):
+        name = ""  # no user has such a name (PostgreSQL would refuse its NUL byte): the usual refusal, in the usual time
     result = accounts.authenticate(
-        get_session(), request.form.get("name", ""), request.form.get("password", ""),
+        get_session(), name, request.form.get("password", ""),
         max_failures=config["LOGIN_MAX_FAILURES"], lockout=timedelta(seconds=config["LOGIN_LOCKOUT_SECONDS"]),
     )
     if result.user is None:
