@@ -272,6 +272,14 @@ import re  # noqa: E402
 
 from moderation import accounts  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch):
+    """Argon2 at its lowest cost in tests: the same code path, without ~50 ms of hashing per sign-in."""
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
