@@ -85,7 +85,8 @@ def cli() -> None:
 @click.option("--datasets", help="Comma-separated dataset names to use (default: all available).")
 @click.option("--open-licenses-only", is_flag=True, help="Skip datasets without an open license (research-only sets).")
 @click.option("--kind", type=click.Choice(["logreg", "nbsvm", "svm", "ensemble"]), default="ensemble", show_default=True, help="Linear model family.")
-@click.option("--compare", is_flag=True, help="Also train the other kinds and the baselines; write the comparison into the report.")
+@click.option("--compare", is_flag=True, help="Also train the other kinds and the baselines, and leave each source out of training in turn "
+              "(spam, toxic); write both comparisons into the report. Many times slower.")
 @click.option("--backend", type=click.Choice(["memory", "streaming"]), default=None,
               help="memory: TF-IDF over all rows at once (--kind applies); streaming: hashed features and SGD chunk by chunk, "
                    "for millions of comments. Default: the TRAINING_BACKEND setting.")
@@ -111,7 +112,7 @@ def train(data_dir, out_dir, datasets, open_licenses_only, kind, compare, backen
     except (ValueError, bundle.BundleError) as error:
         _fail(str(error))
     # disable=None: a bar on a terminal, silence in logs and pipes.
-    with tqdm(total=5 if compare else 4, desc="train", unit="stage", file=sys.stderr, disable=None) as bar:
+    with tqdm(total=6 if compare else 4, desc="train", unit="stage", file=sys.stderr, disable=None) as bar:
         def progress(stage: str) -> None:
             bar.set_postfix_str(stage)
             bar.update(1)

@@ -195,6 +195,50 @@ def test_train_compare_writes_the_comparison_table(run, tmp_path):
         assert candidate in header
 
 
+def _write_csv(path, rows: list[dict]) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_train_compare_leaves_each_source_out_in_turn(run, tmp_path):
+    """Two 'videos' of spam and two toxicity 'sources', made of our own examples in the public sets' formats."""
+    import csv
+    import json
+
+    from training.datasets import EXAMPLES_CSV
+
+    with open(EXAMPLES_CSV, newline="", encoding="utf-8") as handle:
+        examples = list(csv.DictReader(handle))
+    data = tmp_path / "data"
+    videos = [{"text": e["text"], "spam": e["spam"], "video": f"Video{i % 2}"} for i, e in enumerate(examples)]
+    _write_csv(data / "youtube_spam" / "train.csv", videos[: len(videos) * 3 // 4])
+    _write_csv(data / "youtube_spam" / "dev.csv", videos[len(videos) * 3 // 4 :])
+    impermium = [{"text": e["text"], "Insult": e["insult"]} for e in examples[0::2]]
+    _write_csv(data / "impermium_insults" / "train.csv", impermium)
+    jigsaw = [{"text": e["text"], "toxic": e["toxic"]} for e in examples[1::2]]
+    _write_csv(data / "jigsaw_toxic_binary_sample" / "train.csv", jigsaw[: len(jigsaw) * 3 // 4])
+    _write_csv(data / "jigsaw_toxic_binary_sample" / "dev.csv", jigsaw[len(jigsaw) * 3 // 4 :])
+    out = tmp_path / "model"
+    result = run("train", "--data", str(data), "--datasets", "youtube_spam,impermium_insults,jigsaw_toxic_binary_sample",
+                 "--out", str(out), "--kind", "logreg", "--no-embeddings", "--compare")
+    assert result.exit_code == 0, result.output
+    report = (out / "report" / "report.md").read_text()
+    assert "## Out of source" in report
+    out_of_source = json.loads((out / "report" / "metrics.json").read_text())["out_of_source"]
+    assert [r["held_out"] for r in out_of_source["spam"]] == ["Video0", "Video1"]
+    assert [r["held_out"] for r in out_of_source["toxic"]] == ["impermium_insults", "jigsaw_toxic_binary_sample"]
+    assert out_of_source["toxic"][0]["rows"] == len(impermium)  # the whole source is scored
+    for rows in out_of_source.values():
+        for row in rows:
+            assert {"logreg", "tfidf_logreg"} <= set(row["scores"])
+            assert f"| {row['held_out']} | {row['rows']} | {row['positives']} |" in report
+
+
 def test_score_without_terms_gives_the_same_scores_and_decisions(run, tiny_bundle, tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("text\nhello world\n\"you idiot, buy pills at bit.ly/x\"\nWOW WHAT A GOAL\n")

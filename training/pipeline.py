@@ -120,19 +120,51 @@ def comparison_section(rows: list[dict]) -> str:
         "`tfidf_logreg` is the classic TF-IDF + logistic regression baseline (no normaliser, no source weights); "
         "`profanity_check` is alt-profanity-check, which was itself trained on Davidson and Jigsaw data; "
         "a `+pieces` candidate has the piece-vector block beside its n-grams (the others have n-grams only). "
-        "Leave-one-source-out results: `benchmarks/quality.py`.\n\n" + markdown_table(table, ["dataset", "label", *candidates])
+        "Out of source: the next section.\n\n" + markdown_table(table, ["dataset", "label", *candidates])
     )
+
+
+OUT_OF_SOURCE_LABELS = ("spam", "toxic")  # the labels that decide; the finer ones come from one or two sets each
+
+
+def out_of_source_section(results: dict[str, list[dict]]) -> str:
+    """Render `training.compare.leave_one_source_out` results, one table per label."""
+    parts = ["Each group (a YouTube video for spam, a whole dataset otherwise) was left out of training and all its rows "
+             "were scored: how the model does on comments from a source it never saw. ROC AUC / average precision; "
+             "our own examples are never held out. `benchmarks/quality.py` measures the same and writes JSON."]
+    for label, rows in results.items():
+        if not rows:
+            parts.append(f"**{label}**: fewer than one other source to train on; nothing to hold out.")
+            continue
+        candidates = list(dict.fromkeys(c for r in rows for c in r["scores"]))
+        table = [{"held out": r["held_out"], "rows": r["rows"], "positives": r["positives"],
+                  **{c: f"{r['scores'][c]['roc_auc']:.3f} / {r['scores'][c]['average_precision']:.3f}" for c in candidates if c in r["scores"]}}
+                 for r in rows]
+        parts.append(f"**{label}**\n\n" + markdown_table(table, ["held out", "rows", "positives", *candidates]))
+    return "\n\n".join(parts)
+
+
+def _out_of_source(examples, config: TrainingConfig, labels, pieces, profanity: bool) -> dict[str, list[dict]]:
+    from training.compare import TOXICITY_LABELS, leave_one_source_out
+
+    return {label: leave_one_source_out(examples, label, kind=config.kind, config=config, pieces=pieces,
+                                        profanity=profanity and label in TOXICITY_LABELS)
+            for label in OUT_OF_SOURCE_LABELS if label in labels}
+
+
+def _has_profanity_check() -> bool:
+    try:
+        import profanity_check  # noqa: F401  (optional: the "bench" extra)
+    except ImportError:
+        return False
+    return True
 
 
 def _compare(fitting, calibration, dev, chosen_kind: str, model, with_pieces: bool) -> str:
     from training.compare import PIECES_SUFFIX, compare_on_dev, train_kinds
     from training.fit import KINDS
 
-    try:
-        import profanity_check  # noqa: F401  (optional: the "bench" extra)
-        profanity = True
-    except ImportError:
-        profanity = False
+    profanity = _has_profanity_check()
     others = train_kinds(fitting, calibration, [k for k in KINDS if with_pieces or k != chosen_kind])  # n-grams alone, every kind
     rows = compare_on_dev(fitting, calibration, dev, models={chosen_kind + (PIECES_SUFFIX if with_pieces else ""): model, **others}, profanity=profanity)
     return comparison_section(rows)
@@ -157,7 +189,8 @@ def run_training(
     """Train, evaluate on the dev splits, and write the bundle with its report.
 
     ``compare`` also trains the other model kinds and the baselines, and writes the
-    comparison table into the report (several times slower). ``extra`` examples (the
+    comparison table into the report, with a leave-one-source-out table per deciding
+    label (many times slower). ``extra`` examples (the
     site's own decisions) join the registered sets, described by ``extra_facts``;
     ``extra_chunks`` is the same as a stream (e.g. `training.streaming.site_chunks`), read
     chunk by chunk and never held whole (streaming backend only). ``backend`` "streaming"
@@ -180,6 +213,7 @@ def run_training(
     progress(f"reading {len(chosen)} datasets")
     examples = load_examples(data_dir, chosen) + list(extra or [])
     fitting, calibration, dev = split(examples)
+    pieces = None
     if backend == "streaming":
         from training.streaming import StreamingConfig, in_chunks, interleave, train_streaming
 
@@ -205,9 +239,14 @@ def run_training(
     })
     sections = {"Features": features_section(backend_facts, facts),
                 "Calibration": calibration_section(probabilities, model.labels, held_out, config)}
+    extra = {}
     if compare:
         progress("comparing candidate models")
         sections["Candidates compared"] = _compare(fitting, calibration, dev, config.kind, model, with_pieces=bool(backend_facts.get("pieces")))
+        progress("leaving one source out at a time")
+        out_of_source = _out_of_source(examples, config, model.labels, pieces, _has_profanity_check())
+        sections["Out of source"] = out_of_source_section(out_of_source)
+        extra = {"out_of_source": out_of_source}
     progress("writing report")
     write_report(
         Path(out_dir) / "report",
@@ -218,5 +257,6 @@ def run_training(
         truth=truth_arrays(held_out, model.labels),
         thresholds=model.thresholds,
         sections=sections,
+        extra=extra,
     )
     return manifest, rows
