@@ -416,7 +416,7 @@ def build_document(*, labels: tuple[str, ...], max_text_chars: int, max_body_byt
                 query("status", {"type": "string", "enum": list(STATUSES), "default": "pending"}, "Comments in this status."),
                 query("label", {"type": "string", "enum": list(labels)}, "Only comments whose score for this label reaches its review threshold."),
                 filter_query("article", FILTER_MAX_LENGTH["article"], "Exact article id."),
-                filter_query("section", FILTER_MAX_LENGTH["section"], "Exact article section."),
+                filter_query("section", FILTER_MAX_LENGTH["section"], "Article section, in any capitals."),
                 filter_query("author", FILTER_MAX_LENGTH["author"], "Exact author email, as sent."),
                 filter_query("ip", FILTER_MAX_LENGTH["ip"], "Exact author IP address (any form; compared in normal form)."),
                 query("older_than", {"type": "integer", "minimum": 0, "maximum": 10**8}, "Only comments at least this many seconds old."),

@@ -323,10 +323,12 @@ def _matching(where: QueueFilter) -> list:
         conditions.append(Comment.status == where.status)
     if where.label:
         conditions.append(Comment.scores[where.label].as_float() >= where.label_at)
-    for column, value in ((Comment.article_id, where.article), (Comment.article_section, where.section),
+    for column, value in ((Comment.article_id, where.article),
                           (Comment.author_email, where.author and where.author.lower()), (Comment.author_ip, where.ip)):
         if value is not None:
             conditions.append(column == value)
+    if where.section is not None:  # "Sport" finds "sport": sections are names people type
+        conditions.append(func.lower(Comment.article_section) == func.lower(where.section))  # one folding, the database's
     now = utcnow()
     if where.older_than is not None:
         conditions.append(Comment.created_at <= now - where.older_than)
@@ -335,20 +337,30 @@ def _matching(where: QueueFilter) -> list:
     return conditions
 
 
+def _score_key(where: QueueFilter, sort: str):
+    """What a page is sorted by, highest first: the filtered label's score (``sort="label"``) or the
+    risk; None for ``sort="age"`` (oldest first). Without a label filter "label" is the risk."""
+    if sort == "label" and where.label:
+        return Comment.scores[where.label].as_float()
+    return Comment.risk if sort in ("risk", "label") else None
+
+
 def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: str | None = None, limit: int = 50) -> tuple[list[Comment], str | None]:
     """Return one page of comments and the cursor of the next page (None at the end).
 
-    Keyset pagination on (risk desc, id desc) or (created_at asc, id asc): a page never
-    repeats or skips a comment because others arrived or left meanwhile.
+    Keyset pagination on (score desc, id desc), the score being the risk or the filtered
+    label's (`_score_key`), or on (created_at asc, id asc): a page never repeats or skips a
+    comment because others arrived or left meanwhile.
     """
     conditions = _matching(where)
-    if sort == "risk":
-        order = (Comment.risk.desc(), Comment.id.desc())
+    key = _score_key(where, sort)
+    if key is not None:
+        order = (key.desc(), Comment.id.desc())
         if cursor:
-            risk, last_id = decode_cursor(cursor)
-            if not isinstance(risk, (int, float)):
+            value, last_id = decode_cursor(cursor)
+            if not isinstance(value, (int, float)):
                 raise ValueError("malformed cursor")
-            conditions.append(or_(Comment.risk < risk, and_(Comment.risk == risk, Comment.id < last_id)))
+            conditions.append(or_(key < value, and_(key == value, Comment.id < last_id)))
     else:
         order = (Comment.created_at.asc(), Comment.id.asc())
         if cursor:
@@ -362,8 +374,9 @@ def queue(session: Session, where: QueueFilter, *, sort: str = "risk", cursor: s
     if not more:
         return page, None
     last = page[-1]
-    key = [last.risk, last.id] if sort == "risk" else [aware(last.created_at).isoformat(), last.id]
-    return page, encode_cursor(key)
+    if key is None:
+        return page, encode_cursor([aware(last.created_at).isoformat(), last.id])
+    return page, encode_cursor([last.scores[where.label] if sort == "label" and where.label else last.risk, last.id])
 
 
 def aware(moment: datetime) -> datetime:
@@ -463,10 +476,11 @@ def count_matching(session: Session, where: QueueFilter) -> dict[str, int]:
     return {status: 0 for status in (PENDING, REJECTED, PUBLISHED)} | dict(rows)
 
 
-def matching_ids(session: Session, where: QueueFilter, limit: int) -> list[int]:
-    """Ids of the comments matching the filter, riskiest first: the target of a bulk action on a filter."""
-    query = select(Comment.id).where(*_matching(where)).order_by(Comment.risk.desc(), Comment.id.desc()).limit(limit)
-    return list(session.scalars(query))
+def matching_ids(session: Session, where: QueueFilter, limit: int, *, sort: str = "risk") -> list[int]:
+    """Ids of the comments matching the filter, in the order `queue` pages them: the target of a bulk action on a filter."""
+    key = _score_key(where, sort)
+    order = (key.desc(), Comment.id.desc()) if key is not None else (Comment.created_at.asc(), Comment.id.asc())
+    return list(session.scalars(select(Comment.id).where(*_matching(where)).order_by(*order).limit(limit)))
 
 
 def comments_by_author(session: Session, *, email: str | None = None, ip: str | None = None, limit: int = 50) -> tuple[dict[str, int], list[Comment]]:

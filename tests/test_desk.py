@@ -482,3 +482,95 @@ def test_an_erasure_is_not_counted_as_a_moderator_decision_nor_named_as_the_deci
     page = desk.decide(comment_id, "spam", follow_redirects=True).get_data(as_text=True)
     assert f"Comment #{comment_id} was already published by mia" in page
     assert "erase" in desk.page("/moderate/audit?action=erase")
+
+
+# --- the desk as moderators read it: thresholds, sorting, filters, caps ---------------------------------
+
+
+def test_only_the_labels_that_flagged_a_comment_have_their_words_marked_and_named(make_api):
+    # spam flags everything; toxic only from 0.95, which a warm "thank you" (toxic about 0.9 on the tiny model) does not reach
+    desk = Desk(make_api(THRESHOLDS={"spam": {"review_at": 0.0, "reject_at": 2.0}, "toxic": {"review_at": 0.95, "reject_at": 0.99}}))
+    desk.add_user("mia")
+    desk.login("mia")
+    harmless = _post(desk, "Great reporting, thank you")
+    comment = _comment(desk, harmless)
+    assert comment.scores["toxic"] < 0.95 and {t["label"] for t in comment.terms} & {"toxic", "insult", "offensive"}
+    html = desk.page(f"/moderate/comments/{harmless}")
+    assert not re.search(r'<mark class="term term-(toxic|insult|offensive|hate)"', html)
+    # score bars are coloured against each label's own thresholds (clamped to 0-1), not fixed 0.3/0.7
+    assert re.search(r'<dt>toxic</dt><dd><meter min="0" max="1" low="0.95" high="0.99"', html)
+    assert re.search(r'<dt>spam</dt><dd><meter min="0" max="1" low="0.0" high="1.0"', html)
+    spam = _post(desk, "Buy cheap pills now at www.pills.example and win", email="promo@example.org")
+    html = desk.page(f"/moderate/comments/{spam}")
+    assert re.search(r'<mark class="term term-spam" data-label="spam" title="pushed spam up \(strongest in this comment\)">www.pills.example</mark>', html)
+    assert "raised spam by" not in html
+    assert re.search(r'<p class="terms small">Marked words pushed up a score that flagged this comment:\s*<span class="term-key"><mark class="term term-spam">spam</mark>: “', html)
+    assert "“www.pills.example” (strongest)" in html and "“cheap” (weaker)" in html
+    assert '<div class="score decides"><dt>spam</dt>' in html and '<div class="score"><dt>hate</dt>' in html
+    assert not re.search(r'<mark class="term term-hate"', html)  # no threshold: it flagged nothing
+
+
+def test_a_label_filter_sorts_by_that_label_s_score_unless_age_is_chosen(make_api):
+    desk = Desk(make_api(DESK_PAGE_SIZE=2, THRESHOLDS={"spam": {"review_at": 0.0, "reject_at": 2.0}, "toxic": {"review_at": 0.0, "reject_at": 2.0}}))
+    desk.add_user("mia")
+    desk.login("mia")
+    ids = [_post(desk, text, email=f"r{n}@example.org") for n, text in enumerate([
+        "Buy cheap pills now at www.pills.example and win", "Great reporting, thank you", "Is this ok? The plan is a good one.",
+        "you stupid idiot, buy cheap pills", "Cheap loans, call 0800 123 4567 today"])]
+    comments = [_comment(desk, i) for i in ids]
+    by_toxic = [c.id for c in sorted(comments, key=lambda c: (-c.scores["toxic"], -c.id))]
+    by_risk = [c.id for c in sorted(comments, key=lambda c: (-c.risk, -c.id))]
+    assert by_toxic != by_risk
+
+    def every_page(path):
+        seen = []
+        while path:
+            html = desk.page(path)
+            seen += _ids_on(html)
+            found = re.search(r'<a rel="next" href="([^"]+)"', html)
+            path = found.group(1).replace("&amp;", "&") if found else None
+        return seen
+
+    assert every_page("/moderate/queue?label=toxic") == by_toxic
+    assert every_page("/moderate/queue?label=toxic&sort=risk") == by_toxic
+    assert "highest toxic score first" in desk.page("/moderate/queue?label=toxic")
+    assert every_page("/moderate/queue?label=toxic&sort=age") == ids
+    assert every_page("/moderate/queue") == by_risk
+
+
+def test_the_section_filter_ignores_capitals_and_switching_tabs_keeps_the_sort(desk):
+    sport = _post(desk, "A comment on the match.", article={"id": "s1", "section": "sport"})
+    _post(desk, "A comment on the budget.", email="other@example.org", article={"id": "p1", "section": "politics"})
+    assert _ids_on(desk.page("/moderate/queue?section=Sport")) == [sport]
+    assert _ids_on(desk.page("/moderate/queue?section=SPORT")) == [sport]
+    assert re.search(r'data-tab="pending">1<', desk.page("/moderate/queue?section=Sport"))
+    html = desk.page("/moderate/queue?sort=age&section=sport")
+    for tab in ("rejected", "published", "all"):
+        assert re.search(rf'href="/moderate/queue/{tab}\?[^"]*sort=age', html), tab
+    assert desk.client.get("/moderate/queue/counts?section=Sport").json == {"pending": 1, "rejected": 0, "published": 0, "all": 1}
+    desk.decide(sport, "spam")
+    assert desk.client.get("/moderate/queue/counts?section=sport").json == {"pending": 0, "rejected": 1, "published": 0, "all": 1}
+
+
+def test_a_filter_action_names_the_cap_in_its_confirmation_and_says_what_is_left(desk, monkeypatch):
+    from moderation.desk import queue
+
+    monkeypatch.setattr(queue, "MAX_BULK", 2)
+    flood = [_post(desk, f"Visit my site number {n}", email=f"f{n}@example.org", ip="203.0.113.66") for n in range(3)]
+    html = desk.page("/moderate/queue?ip=203.0.113.66")
+    assert 'data-confirm="Reject the first 2 of 3 matching comments as spam?"' in html
+    assert "Reject all 3 matching" not in html
+    response = desk.post("/moderate/decide", {"scope": "filter", "ip": "203.0.113.66", "verdict": "spam"}, json=True)
+    assert len(response.json["decided"]) == 2 and set(response.json["decided"]) < set(flood)
+    assert response.json["message"] == "2 comments rejected (spam). At most 2 are decided at once: 1 more pending comment still matches this filter."
+    assert 'data-confirm="Reject all 1 matching comments as spam?"' in desk.page("/moderate/queue?ip=203.0.113.66")
+
+
+def test_a_conflict_answer_names_each_comment_and_its_current_status(desk):
+    comment_id = _post(desk)
+    other = Desk(desk.api)
+    other.login("max")
+    other.decide(comment_id, "approve")
+    response = desk.decide(comment_id, "spam", json=True)
+    assert response.status_code == 409
+    assert response.json["conflicts"] == [{"id": comment_id, "status": "published", "message": response.json["problems"][0]}]

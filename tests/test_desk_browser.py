@@ -56,7 +56,8 @@ def page(browser, site):
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
     page.dialogs = []
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.accept_dialogs = False  # a test that means to confirm sets this
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.accept() if page.accept_dialogs else dialog.dismiss()))
     sign_in(page, site.url)
     yield page
     context.close()
@@ -97,8 +98,10 @@ def test_a_moderator_works_the_queue_with_the_keyboard_only(page, site):
     page.keyboard.press("x")  # select the fourth
     page.keyboard.press("j")
     page.keyboard.press("x")  # and the fifth
-    page.keyboard.press("s")  # reject the selection as spam
+    page.accept_dialogs = True
+    page.keyboard.press("s")  # reject the selection as spam, once confirmed
     page.wait_for_selector(f"#c-{fifth}", state="detached")
+    assert page.dialogs == ["Reject 2 selected comments as spam?"]
     assert [site.status(i) for i in (first, second, third, fourth, fifth)] == ["published", "rejected", "rejected", "rejected", "rejected"]
     assert "2 comments rejected (spam)." in page.locator("#live").inner_text()
     assert page.locator('.count[data-tab="pending"]').inner_text() == "0"
@@ -114,8 +117,10 @@ def test_a_group_of_near_duplicates_is_rejected_at_once(page, site):
     _reload_queue(page, site)
     group = page.locator(".group").first
     assert "3 similar comments" in group.inner_text()
+    page.accept_dialogs = True
     group.get_by_role("button", name="Reject all 3 as spam").click()
     page.wait_for_selector(".group", state="detached")
+    assert page.dialogs == ["Reject all 3 similar comments as spam?"]
     for comment_id in wave:
         page.wait_for_selector(f"#c-{comment_id}", state="detached")
     assert [site.status(i) for i in wave] == ["rejected"] * 3
@@ -165,3 +170,128 @@ def test_screenshots_of_the_queue_and_the_dashboard(page, site):
     assert page.evaluate("Array.from(document.images).every(img => img.complete && img.naturalWidth > 0)")
     page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
     assert (SCREENSHOTS / "queue.png").stat().st_size > 10_000
+
+
+def test_enter_in_a_note_starts_a_new_line_and_never_decides(page, site):
+    comment_id = site.comment("A comment a moderator writes a note about.")
+    _reload_queue(page, site)
+    note = page.locator(f"#c-{comment_id} [name=note]")
+    note.click()
+    page.keyboard.type("racist slur, reject as abuse")
+    page.keyboard.press("Enter")
+    page.keyboard.type("second line")
+    page.wait_for_timeout(300)  # time for a submission to happen, were Enter to submit
+    assert site.status(comment_id) == "pending"
+    assert note.input_value() == "racist slur, reject as abuse\nsecond line"
+    page.locator(f"#c-{comment_id} button[value=abuse]").click()  # the explicit button decides, with the note
+    page.wait_for_selector(f"#c-{comment_id}", state="detached")
+    assert site.status(comment_id) == "rejected"
+
+
+def test_shortcut_keys_do_nothing_while_the_help_dialog_is_open(page, site):
+    comment_id = site.comment("A comment behind the help dialog.")
+    _reload_queue(page, site)
+    page.keyboard.press("?")
+    assert page.locator("dialog#help").is_visible()
+    for key in ("a", "s", "d", "x", "j"):
+        page.keyboard.press(key)
+    page.wait_for_timeout(300)
+    assert site.status(comment_id) == "pending"
+    assert page.locator("dialog#help").is_visible()
+    assert not page.locator(f"#c-{comment_id} input.pick").is_checked()
+    page.keyboard.press("?")  # '?' still closes it
+    assert not page.locator("dialog#help").is_visible()
+    page.keyboard.press("a")
+    page.wait_for_selector(f"#c-{comment_id}", state="detached")
+    assert site.status(comment_id) == "published"
+
+
+def test_acting_on_several_comments_asks_first_with_the_count(page, site):
+    ids = [site.comment(f"Comment {n} on the ferry timetable.", email=f"r{n}@example.org") for n in range(3)]
+    _reload_queue(page, site)
+    page.check("#select-all")
+    page.keyboard.press("s")  # the dialog is dismissed: nothing happens
+    page.locator("#bulk button[value=abuse]").click()
+    page.wait_for_timeout(300)
+    assert page.dialogs == ["Reject 3 selected comments as spam?", "Reject 3 selected comments as abuse?"]
+    assert [site.status(i) for i in ids] == ["pending"] * 3
+    page.uncheck("#select-all")
+    page.locator(f"#c-{ids[0]} input.pick").check()
+    page.keyboard.press("a")  # one comment: no question
+    page.wait_for_selector(f"#c-{ids[0]}", state="detached")
+    assert len(page.dialogs) == 2 and site.status(ids[0]) == "published"
+
+
+def test_a_filter_action_is_confirmed_with_the_cap_shows_it_is_busy_and_reports_what_it_did(page, site, monkeypatch):
+    from moderation.desk import queue
+
+    monkeypatch.setattr(queue, "MAX_BULK", 2)
+    flood = [site.comment(f"Visit my site number {n}", email=f"f{n}@example.org", ip="203.0.113.66") for n in range(3)]
+    _reload_queue(page, site, "?ip=203.0.113.66")
+    page.evaluate("""() => {
+        window.__seen = [];
+        const form = document.querySelector('form.filter-bulk');
+        new MutationObserver(() => window.__seen.push([form.getAttribute('aria-busy'), form.querySelector('button[value=spam]').textContent]))
+            .observe(form, {attributes: true, childList: true, subtree: true, characterData: true});
+    }""")
+    page.accept_dialogs = True
+    page.locator("form.filter-bulk button[value=spam]").click()
+    page.locator("#live .message.info", has_text="still matches").wait_for()
+    assert page.dialogs == ["Reject the first 2 of 3 matching comments as spam?"]
+    assert ["true", "Working…"] in page.evaluate("window.__seen")
+    assert page.locator("#live").inner_text() == "2 comments rejected (spam). At most 2 are decided at once: 1 more pending comment still matches this filter."
+    assert sorted(site.status(i) for i in flood) == ["pending", "rejected", "rejected"]
+    page.wait_for_function("document.querySelector('.filter-count').textContent === '1'")
+    assert page.locator("form.filter-bulk button[value=spam]").get_attribute("data-confirm") == "Reject all 1 matching comments as spam?"
+    assert page.locator("form.filter-bulk button[value=spam]").is_enabled()
+
+
+def test_a_lost_decision_is_shown_on_its_card_which_is_marked_with_its_current_status(page, site):
+    for n in range(12):  # enough comments that the top of the page is out of view
+        site.comment(f"Filler comment {n} about the new cycle lanes, long enough to take some room on the page.", email=f"f{n}@example.org")
+    last = site.comment("The comment at the bottom of the page.", email="last@example.org")
+    _reload_queue(page, site, "?sort=age")
+    site.decide_as("max", last, "approve")
+    page.locator(f"#c-{last}").click()
+    page.keyboard.press("s")
+    message = page.locator(f"#c-{last} .card-message.conflict")
+    message.wait_for()
+    assert f"Comment #{last} was already published by max" in message.inner_text()
+    card = page.locator(f"#c-{last}")
+    assert "status-published" in card.get_attribute("class") and "status-pending" not in card.get_attribute("class")
+    assert card.locator(".badge.status").inner_text() == "already published"
+    toast = page.locator("#live")
+    assert toast.evaluate("box => getComputedStyle(box).position") == "fixed" and toast.get_attribute("role") == "status"
+    assert toast.is_visible() and toast.evaluate("box => { const r = box.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }")
+    assert site.status(last) == "published"
+
+
+def test_deciding_on_a_comment_s_page_shows_its_new_status_and_trail(page, site):
+    comment_id = site.comment("A comment opened on its own page.")
+    page.goto(f"{site.url}/moderate/comments/{comment_id}")
+    page.wait_for_load_state("load")
+    page.keyboard.press("a")
+    page.wait_for_selector(f"#c-{comment_id}.status-published")
+    assert page.locator(f"#c-{comment_id} .badge.status").inner_text() == "published"
+    rows = page.locator("table.trail tbody tr")
+    assert rows.count() == 2 and "mia" in rows.nth(1).inner_text() and "pending → published" in rows.nth(1).inner_text()
+    assert "1 comment approved." in page.locator(".messages").first.inner_text()
+    assert site.status(comment_id) == "published"
+
+
+def test_counts_follow_decisions_and_an_emptied_page_says_so(page, site):
+    ids = [site.comment(f"Comment {n} on the bin collection.", email=f"r{n}@example.org") for n in range(3)]
+    earlier = site.comment("A comment rejected earlier.", email="old@example.org")
+    site.decide_as("max", earlier, "reject")
+    _reload_queue(page, site)
+    assert page.locator('.count[data-tab="rejected"]').inner_text() == "1"
+    page.accept_dialogs = True
+    page.check("#select-all")
+    page.keyboard.press("s")
+    for comment_id in ids:
+        page.wait_for_selector(f"#c-{comment_id}", state="detached")
+    page.wait_for_function("document.querySelector('.count[data-tab=\"rejected\"]').textContent === '4'")
+    counts = {tab: page.locator(f'.count[data-tab="{tab}"]').inner_text() for tab in ("pending", "rejected", "published", "all")}
+    assert counts == {"pending": "0", "rejected": "4", "published": "0", "all": "4"}
+    assert page.locator("section.cards .empty").is_visible()
+    assert "Nothing left on this page" in page.locator("section.cards .empty").inner_text()

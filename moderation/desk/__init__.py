@@ -80,7 +80,8 @@ def init_app(app: Flask) -> None:
     )
     from moderation.desk import render
 
-    app.jinja_env.filters.update(age=render.age, web_link=render.web_link, percent=render.percent, duration=render.duration)
+    app.jinja_env.filters.update(age=render.age, web_link=render.web_link, percent=render.percent, duration=render.duration,
+                                  strength=render.strength, meter_bounds=render.meter_bounds)
     app.register_blueprint(bp)
     limiter = app.extensions["moderation.limiter"]
     app.view_functions["desk.login"] = limiter.limit(

@@ -14,9 +14,10 @@ from datetime import datetime, timezone
 from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 
 from moderation import bans, store, validation
+from moderation.policy import thresholds_for
 from moderation.db import get_session
 from moderation.desk import bp
-from moderation.desk.render import drivers, highlight
+from moderation.desk.render import flagged, highlight, strongest
 from moderation.desk.signin import current_user, safe_next, signed_in
 from moderation.schema import PENDING, PUBLISHED, REJECTED, Ban, Comment
 from moderation.similar import group_similar
@@ -93,7 +94,7 @@ def _cursor(sort: str) -> str | None:
         return None
     try:
         key, last_id = store.decode_cursor(raw)
-        if sort == "risk":
+        if sort in ("risk", "label"):
             if not isinstance(key, (int, float)) or isinstance(key, bool) or not math.isfinite(key := float(key)):
                 raise ValueError("not a risk")
         else:
@@ -118,10 +119,22 @@ class Card:
     comment: Comment
     segments: list = field(default_factory=list)
     group: int | None = None  # index of its near-duplicate group on this page, if any
+    limits: dict = field(default_factory=dict)  # each label's review and reject thresholds for this comment
+    strongest: dict = field(default_factory=dict)  # each marked label's heaviest term weight
+    deciding: frozenset = frozenset()  # the labels whose thresholds decide
 
 
 def card(comment: Comment) -> Card:
-    return Card(comment, highlight(comment.text, comment.terms, drivers(comment.scores or {}, comment.reasons or [])))
+    """The comment with only the terms of the labels that flagged it marked, and its thresholds."""
+    rules = current_app.extensions["moderation.service"].rules
+    limits = thresholds_for(rules, comment.article_section)
+    segments = highlight(comment.text, comment.terms, flagged(comment.scores or {}, comment.reasons or [], limits, rules.decision_labels))
+    return Card(comment, segments, limits=limits, strongest=strongest(segments), deciding=frozenset(rules.decision_labels))
+
+
+def effective_sort(sort: str, where: store.QueueFilter) -> str:
+    """With a label filter, "riskiest first" means the highest score of that label first."""
+    return "label" if sort == "risk" and where.label else sort
 
 
 @bp.get("/")
@@ -142,15 +155,15 @@ def queue(tab: str):
     for problem in problems:
         flash(f"{problem}; the filter ignores it.", "error")
     sort = request.args.get("sort") if request.args.get("sort") in ("risk", "age") else "risk"
-    cursor = _cursor(sort)
+    order = effective_sort(sort, where)
+    cursor = _cursor(order)
     try:
-        page, next_cursor = store.queue(session, where, sort=sort, cursor=cursor, limit=current_app.config["DESK_PAGE_SIZE"])
+        page, next_cursor = store.queue(session, where, sort=order, cursor=cursor, limit=current_app.config["DESK_PAGE_SIZE"])
     except (ValueError, TypeError, KeyError):
         flash("That page link is out of date; showing the first page.", "error")
         cursor = None
-        page, next_cursor = store.queue(session, where, sort=sort, limit=current_app.config["DESK_PAGE_SIZE"])
-    counts = store.count_matching(session, where)
-    counts["all"] = sum(counts.values())
+        page, next_cursor = store.queue(session, where, sort=order, limit=current_app.config["DESK_PAGE_SIZE"])
+    counts = _counts(session, where)
     groups = _groups(session, where) if tab == "pending" else []
     in_group = {comment_id: number for number, group in enumerate(groups) for comment_id in group["ids"]}
     cards = [card(c) for c in page]
@@ -160,8 +173,22 @@ def queue(tab: str):
     return render_template(
         "desk/queue.html", tab=tab, tabs=TABS, counts=counts, cards=cards, groups=groups, where=where, sort=sort,
         filter_args=_filter_args(where), next_cursor=next_cursor, labels=labels, verdicts=VERDICTS,
-        first_page=not cursor,
+        first_page=not cursor, max_bulk=MAX_BULK,
     )
+
+
+def _counts(session, where: store.QueueFilter) -> dict[str, int]:
+    counts = store.count_matching(session, where)
+    counts["all"] = sum(counts.values())
+    return counts
+
+
+@bp.get("/queue/counts")
+@signed_in()
+def queue_counts():
+    """The tab counts for a filter (the queue page's query string), for the page's script to refresh after a decision."""
+    where, _ = _filter(None)
+    return jsonify(_counts(get_session(), where))
 
 
 def _groups(session, where: store.QueueFilter) -> list[dict]:
@@ -210,11 +237,12 @@ def _refuse(message: str):
     return redirect(safe_next(request.form.get("next")))
 
 
-def apply_verdict(ids: list[int], verdict: str, note: str | None, expected: str | None) -> tuple[list[Comment], list[str]]:
-    """Decide each comment on its own; return those decided and a message for each that was not."""
+def apply_verdict(ids: list[int], verdict: str, note: str | None, expected: str | None) -> tuple[list[Comment], list[str], list[dict]]:
+    """Decide each comment on its own; return those decided, a message for each that was not, and
+    each comment someone else decided first, with its current status (for the page to show it as decided)."""
     session = get_session()
     action, reason = VERDICTS[verdict]
-    decided, problems = [], []
+    decided, problems, conflicts = [], [], []
     for comment_id in ids:
         comment = store.get_comment(session, comment_id)
         if comment is None:
@@ -226,17 +254,20 @@ def apply_verdict(ids: list[int], verdict: str, note: str | None, expected: str 
             decided.append(store.decide(session, comment_id, actor=current_user().name, action=action, reason=reason,
                                         note=note, expected_status=current))
         except store.Conflict as conflict:
-            problems.append(_conflict_message(session, conflict.comment))
+            message = _conflict_message(session, conflict.comment)
+            problems.append(message)
+            conflicts.append({"id": comment_id, "status": conflict.comment.status, "message": message})
         except LookupError:
             problems.append(f"Comment #{comment_id} does not exist.")
-    return decided, problems
+    return decided, problems, conflicts
 
 
-def _answer(decided: list[Comment], problems: list[str], summary: str):
+def _answer(decided: list[Comment], problems: list[str], summary: str, conflicts: list[dict] = ()):
     """JSON for the page's script, else flash messages and back to where the moderator was."""
     status = 409 if problems and not decided else 200
     if _wants_json():
-        return jsonify({"decided": [c.id for c in decided], "problems": problems, "message": summary}), status
+        return jsonify({"decided": [c.id for c in decided], "statuses": {str(c.id): c.status for c in decided},
+                        "problems": problems, "conflicts": list(conflicts), "message": summary}), status
     if decided:
         flash(summary, "info")
     for problem in problems:
@@ -246,7 +277,7 @@ def _answer(decided: list[Comment], problems: list[str], summary: str):
 
 def _summary(decided: list[Comment], verdict: str) -> str:
     what = "approved" if verdict == "approve" else f"rejected ({verdict.replace('_', ' ')})"
-    return f"{len(decided)} comment{'s' if len(decided) != 1 else ''} {what}."
+    return f"{len(decided):,} comment{'s' if len(decided) != 1 else ''} {what}."
 
 
 @bp.post("/decide")
@@ -263,14 +294,19 @@ def decide():
         where, problems = _filter(PENDING)
         if problems:  # left out, the filter would match more comments than the moderator chose
             return _refuse(f"{problems[0]}, so nothing was decided.")
-        ids = store.matching_ids(get_session(), where, MAX_BULK)
+        ids = store.matching_ids(get_session(), where, MAX_BULK, sort=effective_sort("risk", where))
         expected = PENDING
     else:
         ids, expected = _ids(), request.form.get("expected")
     if not ids:
         return _refuse("Nothing was selected.")
-    decided, problems = apply_verdict(ids, verdict, note, expected)
-    return _answer(decided, problems, _summary(decided, verdict))
+    decided, problems, conflicts = apply_verdict(ids, verdict, note, expected)
+    summary = _summary(decided, verdict)
+    if request.form.get("scope") == "filter" and len(ids) == MAX_BULK:
+        left = store.count_matching(get_session(), where)[PENDING]
+        if left:  # the cap stopped it: say so, so nobody believes the filter is done
+            summary += f" At most {MAX_BULK:,} are decided at once: {left:,} more pending comment{'s' if left != 1 else ''} still match{'es' if left == 1 else ''} this filter."
+    return _answer(decided, problems, summary, conflicts)
 
 
 @bp.post("/ban")
@@ -285,11 +321,11 @@ def ban():
     if problem:
         return _refuse(problem)
     verdict = "spam" if comment.scores.get("spam", 0.0) >= comment.scores.get("toxic", 0.0) else "abuse"
-    decided, problems = ([], []) if comment.status == REJECTED else apply_verdict([comment.id], verdict, note, request.form.get("expected"))
+    decided, problems, conflicts = ([], [], []) if comment.status == REJECTED else apply_verdict([comment.id], verdict, note, request.form.get("expected"))
     banned = bans.ban(get_session(), email=comment.author_email, ip=comment.author_ip, by=current_user().name,
                       reason=f"comment #{comment.id}")
     who = " and ".join(value for _, value in banned) or "this anonymous author (no email or IP address: nothing to ban)"
-    return _answer(decided or [comment], problems, f"Comment #{comment.id} rejected; {who} banned: their comments will be held.")
+    return _answer(decided or [comment], problems, f"Comment #{comment.id} rejected; {who} banned: their comments will be held.", conflicts)
 
 
 @bp.post("/bans/lift")

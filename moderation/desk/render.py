@@ -86,3 +86,46 @@ def duration(delta: timedelta | None) -> str:
 
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.0f} %"
+
+
+def flagged(scores: dict[str, float], reasons: list[str], limits: dict[str, dict[str, float]], deciding: list[str]) -> set[str]:
+    """The labels that flagged this comment: decision labels (``deciding``; the others decide nothing)
+    whose score reached the label's review threshold (``limits``, with the comment's section's
+    overrides), and those a threshold reason names.
+
+    Unlike `drivers`, a label the model merely finds likely is not enough: on a harmless comment
+    every word nudges some label a little, and marking those words would say they are the problem.
+    """
+    reached = {label for label, score in scores.items()
+               if label in deciding and label in limits and "review_at" in limits[label] and score >= limits[label]["review_at"]}
+    named = {label for label in scores for reason in reasons
+             if reason.startswith(f"{label} score") and (" threshold " in reason or "beyond doubt" in reason)}
+    return reached | named
+
+
+def strongest(segments: list[Segment]) -> dict[str, float]:
+    """The heaviest weight among each label's marked segments: what a term's strength is relative to."""
+    found: dict[str, float] = {}
+    for segment in segments:
+        if segment.label:
+            found[segment.label] = max(found.get(segment.label, 0.0), segment.weight)
+    return found
+
+
+def strength(weight: float, top: float) -> str:
+    """A term's weight in words, relative to the strongest term of its label in the same comment.
+
+    Weights are shares of the label's log-odds, on no scale a moderator knows ("5.05" beside a
+    score of 0.03 says nothing); next to the strongest term, they do."""
+    ratio = weight / top if top > 0 else 0.0
+    return "strongest" if ratio >= 0.99 else "strong" if ratio >= 0.5 else "weaker"
+
+
+def meter_bounds(limit: dict[str, float] | None) -> tuple[float, float] | None:
+    """A score bar's low and high marks: the label's review and reject thresholds, kept inside 0-1
+    (a threshold of 2.0 means never) and in order; None for a label without thresholds."""
+    if not limit or "review_at" not in limit or "reject_at" not in limit:
+        return None
+    low = round(min(max(limit["review_at"], 0.0), 1.0), 4)
+    high = round(min(max(limit["reject_at"], 0.0), 1.0), 4)
+    return low, max(low, high)
