@@ -30,9 +30,13 @@ class Service:
 
 
 def load_service(config: dict) -> Service:
-    """Load the model bundle and build the rules; a missing or bad bundle leaves assessor None."""
+    """Load the model bundle and build the rules; a missing or bad bundle leaves assessor None.
+
+    Serving reads only the bundle's verified scoring arrays (`bundle.load_for_scoring`): no
+    unpickling, a fraction of the time and memory of the whole scikit-learn pipeline.
+    """
     try:
-        model = bundle.load(Path(config["MODEL_DIR"]))
+        model = bundle.load_for_scoring(Path(config["MODEL_DIR"]))
     except bundle.BundleError as error:
         log.error("no model: %s; every comment will be held for review", error)
         return Service(None, rules_from_config(config, config["THRESHOLDS"]), str(error))

@@ -902,7 +902,7 @@ def serve(host: str, port: int, workers: int, model_dir: str | None, dev: bool) 
         os.environ["MODERATION_MODEL_DIR"] = str(Path(model_dir).resolve())
     config = load_config()
     try:
-        bundle.load(_live_model_dir(config))
+        bundle.load_for_scoring(_live_model_dir(config))  # what every worker will load
         check_schema(_engine())
     except (bundle.BundleError, SchemaOutOfDate) as error:
         _fail(str(error))
