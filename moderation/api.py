@@ -7,7 +7,6 @@ in JSON; every failure is an `ApiError` in the one shared shape.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -154,27 +153,14 @@ def _ip_arg() -> str | None:
 
 
 def _cursor_arg(sort: str) -> str | None:
-    """The queue's cursor, checked here and passed on re-encoded in normal form, so that
-    store.queue only ever compares a finite risk or a UTC time it can represent.
-
-    A cursor is the client's to send back, so any string may arrive: one nested too deeply
-    (RecursionError), a risk of NaN (which matches nothing: an empty page, not an error) or
-    1e999, a time whose offset takes it past year 1 or 9999 in UTC (OverflowError)."""
+    """The queue's cursor in normal form (`store.normal_cursor`); 422 for one this API did not issue."""
     raw = request.args.get("cursor")
     if not raw:
         return None
     try:
-        key, last_id = store.decode_cursor(raw)
-        if sort == "risk":
-            if not isinstance(key, (int, float)) or isinstance(key, bool) or not math.isfinite(key := float(key)):
-                raise ValueError("not a risk")
-        else:
-            if not isinstance(key, str):
-                raise ValueError("not a time")
-            key = store.aware(datetime.fromisoformat(key)).astimezone(timezone.utc).isoformat()
-    except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
+        return store.normal_cursor(raw, sort)
+    except ValueError:
         raise _invalid("cursor", "is not a cursor this API issued") from None
-    return store.encode_cursor([key, last_id])
 
 
 def _choice_arg(name: str, choices: tuple[str, ...], default: str | None) -> str | None:

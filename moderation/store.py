@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -314,6 +315,28 @@ def decode_cursor(cursor: str) -> list:
     if not isinstance(last_id, int) or isinstance(last_id, bool) or not 0 <= last_id <= MAX_ID or not isinstance(key, (int, float, str)) or isinstance(key, bool):
         raise ValueError("malformed cursor")
     return values
+
+
+def normal_cursor(cursor: str, sort: str) -> str:
+    """``cursor`` checked and re-encoded in normal form, so that `queue` only ever compares a
+    finite score or a UTC time it can represent; ValueError for anything else.
+
+    A cursor is the client's to send back, so any string may arrive: one nested too deeply
+    (RecursionError), a score of NaN (matching nothing: an empty page) or 1e999, a time whose
+    offset takes it past year 1 or 9999 in UTC (OverflowError).
+    """
+    try:
+        key, last_id = decode_cursor(cursor)
+        if sort in ("risk", "label"):
+            if not isinstance(key, (int, float)) or isinstance(key, bool) or not math.isfinite(key := float(key)):
+                raise ValueError("not a score")
+        else:
+            if not isinstance(key, str):
+                raise ValueError("not a time")
+            key = aware(datetime.fromisoformat(key)).astimezone(timezone.utc).isoformat()
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as error:
+        raise ValueError("malformed cursor") from error
+    return encode_cursor([key, last_id])
 
 
 def _matching(where: QueueFilter) -> list:

@@ -211,6 +211,38 @@ def assert_error(response, status: int, code: str, fields: tuple[str, ...] = ())
     return error
 
 
+import base64  # noqa: E402
+
+
+def raw_cursor(text: str) -> str:
+    """A cursor holding exactly ``text``, encoded as the service encodes its own."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+# Queue cursors nobody issued: each must be refused (API) or ignored with a notice (desk), never a 500.
+CRAFTED_CURSORS = [
+    ("age", store.encode_cursor(["9999-12-31T23:59:59-14:00", 1])),  # after year 9999 in UTC: OverflowError
+    ("age", store.encode_cursor(["0001-01-01T00:00:00+14:00", 1])),  # before year 1 in UTC
+    ("age", store.encode_cursor([0.5, 1])),
+    ("age", store.encode_cursor(["yesterday", 1])),
+    ("risk", raw_cursor("[" * 2000)),  # RecursionError in json.loads
+    ("age", raw_cursor("[" * 2000)),
+    ("risk", raw_cursor("[NaN, 1]")),  # matched nothing: an empty 200 page
+    ("risk", raw_cursor("[Infinity, 1]")),
+    ("risk", raw_cursor("[-Infinity, 1]")),
+    ("risk", raw_cursor("[1e999, 1]")),
+    ("risk", raw_cursor(f"[{10**400}, 1]")),  # no float can hold it
+    ("risk", store.encode_cursor(["2020-01-01T00:00:00+00:00", 1])),
+    ("risk", store.encode_cursor([True, 1])),
+    ("risk", store.encode_cursor([0.5, -1])),
+    ("risk", store.encode_cursor([0.5, 2**63])),
+    ("risk", raw_cursor("[0.5, 1, 2]")),
+    ("risk", raw_cursor('{"a": 1}')),
+    ("risk", "%%%%"),
+    ("risk", "gA"),  # not UTF-8 once decoded
+]
+
+
 # Thresholds that make the tiny model's decisions predictable: everything is held,
 # unless a test chooses otherwise.
 HOLD_EVERYTHING = {"spam": {"review_at": 0.0, "reject_at": 2.0}, "toxic": {"review_at": 2.0, "reject_at": 2.0}}

@@ -6,10 +6,8 @@ first moderator wins, and the second is told who decided and when, not shown an 
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 
@@ -83,28 +81,15 @@ def _filter(status: str | None) -> tuple[store.QueueFilter, list[str]]:
 
 
 def _cursor(sort: str) -> str | None:
-    """The page link's cursor, checked and re-encoded (as the API does), so `store.queue` only ever
-    compares a finite risk or a UTC time it can represent; None, with a notice, for any other.
-
-    A cursor is the browser's to send back, so any string may arrive: one nested too deeply
-    (RecursionError), a risk of NaN (matching nothing: an empty page) or 1e999, a time whose
-    offset takes it past year 1 or 9999 in UTC (OverflowError)."""
+    """The page link's cursor in normal form (`store.normal_cursor`); None, with a notice, for any other."""
     raw = request.args.get("cursor")
     if not raw:
         return None
     try:
-        key, last_id = store.decode_cursor(raw)
-        if sort in ("risk", "label"):
-            if not isinstance(key, (int, float)) or isinstance(key, bool) or not math.isfinite(key := float(key)):
-                raise ValueError("not a risk")
-        else:
-            if not isinstance(key, str):
-                raise ValueError("not a time")
-            key = store.aware(datetime.fromisoformat(key)).astimezone(timezone.utc).isoformat()
-    except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
+        return store.normal_cursor(raw, sort)
+    except ValueError:
         flash("That page link is out of date; showing the first page.", "error")
         return None
-    return store.encode_cursor([key, last_id])
 
 
 def _filter_args(where: store.QueueFilter) -> dict:
