@@ -22,7 +22,9 @@ from moderation.schema import STATUSES, AuditEntry, Comment
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 # The longest value each exact-match filter can equal: the column's length (moderation.schema).
-FILTER_MAX_LENGTH = {"article": 200, "section": 200, "author": 320, "ip": 64, "actor": 100, "action": 20}
+FILTER_MAX_LENGTH = {name: column.type.length for name, column in (
+    ("article", Comment.article_id), ("section", Comment.article_section), ("author", Comment.author_email),
+    ("ip", Comment.author_ip), ("actor", AuditEntry.actor), ("action", AuditEntry.action))}
 
 
 def _invalid(name: str, problem: str) -> ApiError:

@@ -606,7 +606,7 @@ def _model_and_rules(model_dir: str | None):
     """The assessor for ``--model`` (else the live model) and the rules at its thresholds, as the server builds them."""
     from moderation.intake import rules_from_config
 
-    assessor = _load_assessor(model_dir)  # a missing or bad bundle: one line, exit 1
+    assessor = _load_assessor(model_dir, scoring_only=True)  # a missing or bad bundle: one line, exit 1
     return assessor, rules_from_config(load_config(), assessor.thresholds)
 
 

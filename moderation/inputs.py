@@ -66,7 +66,7 @@ def _looks_like_json_lines(name: str, content: str) -> bool:
 
 def _json_rows(name: str, content: str, text_field: str) -> list[Row]:
     rows = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in enumerate(content.rstrip().splitlines(), start=1):  # blank lines at the end are no records
         if not line.strip():
             raise InputError(f"{name}: line {number} is empty")
         try:
@@ -80,18 +80,22 @@ def _json_rows(name: str, content: str, text_field: str) -> list[Row]:
 
 
 def _csv_rows(name: str, content: str, text_field: str) -> list[Row]:
-    """Read CSV records as `csv.DictReader` would, except that a blank record is an error (as in JSON Lines)."""
+    """Read CSV records as `csv.DictReader` would, except that a blank record between records is an
+    error (as in JSON Lines): outputs must line up with input rows. Blank lines at the end are not records."""
     reader = csv.reader(io.StringIO(content, newline=""))
     try:
         fieldnames = next(reader, None) or []
         if text_field not in fieldnames:
             raise InputError(f"{name}: no {text_field!r} column (columns: {', '.join(fieldnames) or 'none'})")
         width = len(fieldnames)
-        rows = []
+        rows, blank = [], None
         for values in reader:
             line = reader.line_num
             if not values:
-                raise InputError(f"{name}: line {line} is empty")
+                blank = blank or line  # blank lines at the end of a file are no records
+                continue
+            if blank is not None:
+                raise InputError(f"{name}: line {blank} is empty")
             record = dict(zip(fieldnames, values))
             if len(values) > width:
                 record[None] = values[width:]  # DictReader's restkey

@@ -246,7 +246,7 @@ def test_wordpress_export_with_thousands_of_comments(cli_db, tmp_path):
         assert kinds == Counter({k: v for k, v in expected["labels"].items() if k != "none"})
 
         html = store.find_by_external_id(session, SITE, f"wp-{expected['html']['id']}")
-        assert html.text == HTML_BODY and html.status == "published" and html.decision == "accept"
+        assert html.text == HTML_BODY and html.status == "published" and html.decision == "review"
         assert (html.article_id, html.article_title, html.article_url, html.article_section) == (
             "100", "Council story number 100", "https://gazette.example/2026/03/story-100/", "Politics")
         assert store.aware(html.created_at) == datetime.strptime(expected["html"]["date"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)

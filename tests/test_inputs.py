@@ -39,6 +39,11 @@ def test_a_blank_csv_record_is_an_error_as_a_blank_json_line_is(tmp_path):
         read_rows(write(tmp_path, "c.jsonl", '{"text": "a"}\n\n{"text": "b"}\n'))
 
 
+def test_blank_lines_at_the_end_of_a_csv_are_no_records(tmp_path):
+    assert [row.text for row in read_rows(write(tmp_path, "c.csv", "id,text\n1,a\n2,b\n\n\n"))] == ["a", "b"]
+    assert [row.text for row in read_rows(write(tmp_path, "c.jsonl", '{"text": "a"}\n{"text": "b"}\n\n'))] == ["a", "b"]
+
+
 @pytest.mark.parametrize("text", ["\u200b", "\x00", "\u200b \ufeff\t\u2060", "\u00a0\u200d"])
 def test_text_of_only_invisible_characters_is_empty(tmp_path, text):
     assert is_blank(text)

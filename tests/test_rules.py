@@ -122,3 +122,25 @@ def test_a_banned_author_is_held_even_when_trusted():
     held = evaluate(clean, Facts("hello", banned=True), History(approved=10), rules)
     assert held.action == "review" and "banned" in held.reasons[-1]
     assert evaluate({"spam": 0.95}, Facts("hello", banned=True), History(), rules).action == "reject"
+
+
+def test_migration_0006_lower_cases_stored_emails_as_intake_does_and_marks_imported_approvals(tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+
+    from moderation.db import alembic_config, make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(alembic_config(engine), "0005")
+    columns = ("site, text, text_hash, author_email, status, decision, discarded, risk, scores, reasons, terms, created_at, updated_at")
+    with engine.begin() as connection:
+        for email, decision in (("ÉLISE@Example.fr", "accept"), ("imported@example.org", "accept"), ("model@example.org", "accept")):
+            connection.execute(text(f"INSERT INTO comments ({columns}) VALUES ('s', 'hi', 'h', :email, 'published', :decision, 0, 0, "
+                                    "'{}', '[]', '[]', '2026-01-01', '2026-01-01')"), {"email": email, "decision": decision})
+        connection.execute(text("INSERT INTO audit_log (comment_id, actor, action, previous_status, new_status, scores, created_at) "
+                                "VALUES (2, 'import:wordpress', 'approve', 'pending', 'published', '{}', '2026-01-01')"))
+    upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT author_email, decision FROM comments ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("élise@example.fr", "accept"), ("imported@example.org", "review"), ("model@example.org", "accept")]
+    engine.dispose()

@@ -25,9 +25,10 @@ from moderation.text import normalize
 
 BATCH = 500
 
-# outcome -> (status, audit action, audit reason, the comment's decision field)
+# outcome -> (status, audit action, audit reason, the comment's decision field). An approval is a
+# person's, as if the comment had been held ("review") and approved: it counts towards trust.
 OUTCOMES = {
-    "approved": (PUBLISHED, "approve", None, "accept"),
+    "approved": (PUBLISHED, "approve", None, "review"),
     "spam": (REJECTED, "reject", "spam", "reject"),
     "abuse": (REJECTED, "reject", "abuse", "reject"),
     "off_topic": (REJECTED, "reject", "off_topic", "reject"),

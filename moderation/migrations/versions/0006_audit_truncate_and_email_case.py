@@ -5,13 +5,19 @@ fires no row trigger: a statement trigger now refuses it as well. SQLite has no 
 
 Intake compares an author's email with their earlier comments (history, duplicates), so
 "Bad@Example.org" and "bad@example.org" must be one author: new comments are stored
-lower-cased (`moderation.intake`), and this lower-cases the ones already stored.
+lower-cased (`moderation.validation.new_comment`, Python's str.lower), and this lower-cases the
+ones already stored the same way (SQL lower() folds only ASCII in SQLite and C-locale PostgreSQL).
+
+Trust now counts comments a person approved (published, not by the model's own "accept"):
+comments imported as approved (`moderation.imports`) are stored as held and approved ("review"),
+here too for those already imported.
 
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-27
 """
 from alembic import op
+import sqlalchemy as sa
 
 
 revision = '0006'
@@ -21,7 +27,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("UPDATE comments SET author_email = lower(author_email) WHERE author_email <> lower(author_email)")
+    connection = op.get_bind()
+    emails = connection.execute(sa.text("SELECT DISTINCT author_email FROM comments WHERE author_email IS NOT NULL")).scalars()
+    for email in [e for e in emails if e != e.lower()]:
+        connection.execute(sa.text("UPDATE comments SET author_email = :lower WHERE author_email = :email"), {"lower": email.lower(), "email": email})
+    op.execute(
+        "UPDATE comments SET decision = 'review' WHERE status = 'published' AND decision = 'accept' AND id IN "
+        "(SELECT comment_id FROM audit_log WHERE action = 'approve' AND actor LIKE 'import:%')"
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
