@@ -243,6 +243,16 @@ CRAFTED_CURSORS = [
 ]
 
 
+DEEP = 100_000  # far past Python's recursion limit, well under the body size limit
+# JSON bodies nested too deeply for the parser (RecursionError, not ValueError): each must be the usual 400.
+NESTED_TOO_DEEPLY = {
+    "closed lists": '{"text": ' + "[" * DEEP + "]" * DEEP + "}",
+    "open lists": '{"text": ' + "[" * DEEP,  # and never closed
+    "bare lists": "[" * DEEP,
+    "objects": '{"a":' * (DEEP // 10) + "1" + "}" * (DEEP // 10),
+}
+
+
 # Thresholds that make the tiny model's decisions predictable: everything is held,
 # unless a test chooses otherwise.
 HOLD_EVERYTHING = {"spam": {"review_at": 0.0, "reject_at": 2.0}, "toxic": {"review_at": 2.0, "reject_at": 2.0}}

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from conftest import NESTED_TOO_DEEPLY
 from moderation.schema import Comment
 
 SECRET, OLD_SECRET = "ssc_9f2bd0c6-2a4e-4c8e-8a57-3f1f0c1f6b2e", "ssc_previous-secret"
@@ -207,15 +208,7 @@ def test_a_malformed_body_names_the_field_and_stores_nothing(coral, case, raw, s
     assert stored(coral) == []
 
 
-DEEP = 100_000  # far past Python's recursion limit, well under the body size limit
-
-
-@pytest.mark.parametrize("raw", [
-    '{"a":' + "[" * DEEP + "]" * DEEP + "}",
-    '{"a":' + "[" * DEEP,  # and never closed
-    "[" * DEEP,
-    '{"a":' * (DEEP // 10) + "1" + "}" * (DEEP // 10),
-], ids=["closed lists", "open lists", "bare lists", "objects"])
+@pytest.mark.parametrize("raw", list(NESTED_TOO_DEEPLY.values()), ids=list(NESTED_TOO_DEEPLY))
 def test_a_body_nested_too_deeply_is_400_like_any_body_that_is_not_json(coral, raw):
     raw = raw.encode()
     assert len(raw) < coral.app.config["MAX_BODY_BYTES"]
