@@ -68,11 +68,13 @@ _SPACED = re.compile(r"(?<![a-z])(?:[a-z][ .\-_*]{1,3}){2,}[a-z](?![a-z0-9@$])")
 # The same runs found in the original text, for explanation spans: any case, and the spaces
 # that NFKC folds into plain ones before `normalize` looks for runs.
 _SPACED_IN_TEXT = re.compile(r"(?<![a-z])(?:[a-z][ .\-_*\u00a0\u2000-\u200a\u202f\u205f\u3000]{1,3}){2,}[a-z](?![a-z0-9@$])", re.IGNORECASE)
-# A run may start with a word of its own: "is a m o r o n" (only the first letter is read so).
+# A run may start with words of their own: "is a m o r o n", "u r a d u m b".
 _ONE_LETTER_WORDS = frozenset("aur")  # not "i": "i d i o t" is one word far more often than "I diot"
 _SPACED_SEP = re.compile(r"[ .\-_*]")
 # Letters and ! ? . stretched three times or more; digits are left alone ("1000", "2000").
 _REPEATS = re.compile(r"([a-z!?.])\1{2,}")
+# The letters English doubles ("good", "kill", "ass", "see"): stretched, they may stand for two.
+_STRETCHED_DOUBLE = re.compile(r"([bcdefglmnoprstz])\1{2,}")
 # What r"\1" would give, without `re` parsing a template in Python on every call (~2 us).
 _FIRST_GROUP = operator.methodcaller("group", 1)
 # A token in which a letter touches a digit or symbol that stands in for a letter.
@@ -164,9 +166,29 @@ def _unspace(match: re.Match[str]) -> str:
     """Join a run of spaced letters; where its first letter can be a word of its own ("a m o r o n"),
     give that reading too ("a moron amoron"), as nothing in the run tells the two apart."""
     joined = _SPACED_SEP.sub("", match.group(0))
-    if joined[0] in _ONE_LETTER_WORDS and len(joined) >= 4:
-        return f"{joined[0]} {joined[1:]} {joined}"
+    lead = 0  # leading letters read as words of their own, leaving a word of three letters or more
+    while lead < len(joined) - 3 and joined[lead] in _ONE_LETTER_WORDS:
+        lead += 1
+    if lead:
+        return f"{' '.join(joined[:lead])} {joined[lead:]} {joined}"
     return joined
+
+
+def _destretch(word: str) -> str:
+    """Collapse stretched letters to one ("stuuupid": "stupid"); where a stretched letter is one
+    English doubles, give the two-letter reading too ("gooood": "god good", "killll": "kil kill"),
+    as nothing in the word tells which was meant."""
+    if _REPEATS.search(word) is None:
+        return word
+    single = _REPEATS.sub(_FIRST_GROUP, word)
+    if _STRETCHED_DOUBLE.search(word) is None:
+        return single
+    double = _REPEATS.sub(_FIRST_GROUP, _STRETCHED_DOUBLE.sub(_joined_pair, word))
+    return f"{single} {double}"
+
+
+def _joined_pair(match: re.Match[str]) -> str:
+    return match.group(1) * 2
 
 
 def _unleet(match: re.Match[str]) -> str:
@@ -215,8 +237,10 @@ def normalize(text: str) -> str:
     text = _SPACED.sub(_unspace, text)
     if _LEET_HINT.search(text):
         text = _LEET_TOKEN.sub(_unleet, text)
-    text = _REPEATS.sub(_FIRST_GROUP, text)
-    text = " ".join(text.split())
+    if _REPEATS.search(text) is not None:
+        text = " ".join(map(_destretch, text.split()))
+    else:
+        text = " ".join(text.split())
     if shouting:
         text = f"{text} xcaps".lstrip()
     return text

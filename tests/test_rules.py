@@ -22,9 +22,11 @@ def test_too_many_links_are_held(make_api):
 
 
 def test_hold_and_block_words_match_through_obfuscation(make_api):
-    api = make_api(THRESHOLDS=PUBLISH, HOLD_WORDS=["referendum"], BLOCK_WORDS=["casino"])
+    api = make_api(THRESHOLDS=PUBLISH, HOLD_WORDS=["referendum", "kill"], BLOCK_WORDS=["casino"])
     held = posted(api, "What about the R3FERENDUM result?")
     assert held["status"] == "pending" and "referendum" in " ".join(held["reasons"])
+    stretched = posted(api, "I will killllll him")  # stretched, a double letter is still read as two
+    assert stretched["status"] == "pending" and "kill" in " ".join(stretched["reasons"])
     blocked = posted(api, "best c a s i n o bonus")
     assert blocked["status"] == "rejected" and "casino" in " ".join(blocked["reasons"])
     assert posted(api, "The casinos of Monaco were covered well")["status"] == "published"

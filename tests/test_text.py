@@ -152,7 +152,11 @@ def test_spaced_and_separated_letters_join_into_one_word(text, word):
         ("a$$hole", "asshole"),
         ("h3llo!!!", "hello!"),
         ("stuuupid", "stupid"),
-        ("soooo stuuuupid", "so stupid"),
+        ("soooo stuuuupid", "so soo stupid"),  # "o" may be doubled: both readings
+        ("gooood job", "god good job"),
+        ("killllll", "kil kill"),
+        ("fuuuckkk", "fuck"),  # neither "u" nor "k" is doubled in English
+        ("u r a d u m b", "u r a dumb uradumb"),  # every leading one-letter word is read as one
     ],
 )
 def test_deobfuscation_examples(text, expected):
@@ -188,6 +192,11 @@ def test_trailing_emphasis_is_not_turned_into_letters(text, stem):
 def test_repeated_letters_collapse_but_doubles_stay():
     assert normalize("stuuupid") == "stupid"
     assert normalize("good book") == "good book"
+
+
+@pytest.mark.parametrize(("stretched", "word"), [("gooooood", "good"), ("asssss", "ass"), ("killll", "kill"), ("seeeee", "see"), ("stuuuupid", "stupid")])
+def test_a_stretched_word_keeps_the_reading_with_its_double_letter(stretched, word):
+    assert word in normalize(stretched).split()
 
 
 @pytest.mark.parametrize(
