@@ -15,6 +15,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from moderation.policy import section_key
+
 
 class Setting(NamedTuple):
     name: str
@@ -47,7 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DISTRUST_REJECTION_RATE", 0.5, "Rejection rate at or above which all of an author's comments are held."),
     Setting("DUPLICATE_WINDOW_SECONDS", 3600, "The same normalised text from the same author or IP within this window is rejected."),
     Setting("DISCARD_SPAM_AT", 0.995, "Spam score at or above which a comment is rejected and kept out of every queue (Akismet's discard)."),
-    Setting("SECTION_THRESHOLDS", {}, 'Per-section threshold overrides, e.g. {"politics": {"toxic": {"review_at": 0.05}}}.'),
+    Setting("SECTION_THRESHOLDS", {}, 'Per-section threshold overrides, e.g. {"politics": {"toxic": {"review_at": 0.05}}}; sections match in any capitals.'),
     Setting("LANGUAGES", ["en"], "Languages the model was trained on; confidently detected others are held for review."),
     Setting("LANGUAGE_MIN_CONFIDENCE", 0.9, "Confidence needed before a comment is held for its language."),
     Setting("SECRET_KEY", None, "Signs the review desk's session cookies. Default: a random key kept in INSTANCE_DIR/secret_key; set the same value on every host."),
@@ -135,6 +137,10 @@ def _problem(name: str, value: Any) -> str | None:
     if name == "SECTION_THRESHOLDS":
         if not isinstance(value, dict):
             return "must be a table of sections"
+        keys = sorted(value, key=section_key)
+        clash = next(((a, b) for a, b in zip(keys, keys[1:]) if section_key(a) == section_key(b)), None)
+        if clash:
+            return f"sections {clash[0]!r} and {clash[1]!r} are one section (sections are matched in any capitals)"
         return next((f"section {section!r}: {problem}" for section, per_label in value.items()
                      if (problem := _thresholds_problem(per_label))), None)
     if default is None:

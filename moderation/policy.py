@@ -116,9 +116,21 @@ def with_overrides(thresholds: dict, overrides: dict | None) -> dict[str, dict[s
     return merged
 
 
+def section_key(section: str | None) -> str:
+    """How sections are compared: "Politics", "politics " and "POLITICS" are one section, as in the queue's filter."""
+    return (section or "").strip().casefold()
+
+
+def _section_overrides(rules: Rules, section: str | None) -> dict | None:
+    if not section or not rules.section_thresholds:
+        return None
+    key = section_key(section)
+    return next((overrides for name, overrides in rules.section_thresholds.items() if section_key(name) == key), None)
+
+
 def thresholds_for(rules: Rules, section: str | None) -> dict[str, dict[str, float]]:
     """Return the global thresholds with the section's overrides applied."""
-    return with_overrides(rules.thresholds, rules.section_thresholds.get(section or ""))
+    return with_overrides(rules.thresholds, _section_overrides(rules, section))
 
 
 def evaluate(scores: dict[str, float] | None, facts: Facts, history: History, rules: Rules) -> Decision:
@@ -135,7 +147,7 @@ def evaluate(scores: dict[str, float] | None, facts: Facts, history: History, ru
         return Decision(REJECT, [f"contains blocked word(s): {', '.join(blocked)}"])
 
     decision = decide(scores, thresholds_for(rules, facts.section), rules.decision_labels)
-    if facts.section and facts.section in rules.section_thresholds and decision.reasons:
+    if decision.reasons and _section_overrides(rules, facts.section) is not None:
         decision.reasons = [f"{r} (section {facts.section!r})" for r in decision.reasons]
     decided = history.published + history.rejected
     highest = max((scores.get(label, 0.0) for label in rules.decision_labels), default=0.0)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from moderation.policy import ACCEPT, REJECT, REVIEW, Decision, decide
+from moderation.policy import ACCEPT, REJECT, REVIEW, Decision, Rules, decide, thresholds_for
 
 THRESHOLDS = {
     "spam": {"review_at": 0.5, "reject_at": 0.9},
@@ -91,3 +91,10 @@ def test_action_is_the_worst_single_label_verdict(scores):
     decision = decide(scores, THRESHOLDS, LABELS)
     assert decision.action == (ACCEPT, REVIEW, REJECT)[worst]
     assert len(decision.reasons) == sum(verdict(label) > 0 for label in scores)
+
+
+@pytest.mark.parametrize("section", ["politics", "Politics", "POLITICS ", "\tpolitics"])
+def test_section_overrides_match_in_any_capitals(section):
+    rules = Rules(decision_labels=LABELS, thresholds=THRESHOLDS, section_thresholds={"Politics": {"toxic": {"review_at": 0.05}}})
+    assert thresholds_for(rules, section)["toxic"] == {"review_at": 0.05, "reject_at": 0.75}
+    assert thresholds_for(rules, "sport")["toxic"] == THRESHOLDS["toxic"]

@@ -99,6 +99,9 @@ def test_section_thresholds_override_the_global_ones(make_api):
     assert posted(api, "A view on the match", article={"id": "1", "section": "sport"})["status"] == "published"
     politics = posted(api, "A view on the election", article={"id": "2", "section": "politics"})
     assert politics["status"] == "pending" and "section 'politics'" in politics["reasons"][0]
+    # The site's CMS may send "Politics" or " POLITICS": one section, as in the queue's filter.
+    for i, section in enumerate(["Politics", " POLITICS"]):
+        assert posted(api, f"Another view on the election {i}", article={"id": "3", "section": section})["status"] == "pending"
 
 
 def test_other_languages_are_held_with_that_reason(make_api):

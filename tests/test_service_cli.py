@@ -135,6 +135,7 @@ def test_the_toml_file_is_found_in_the_instance_dir_the_environment_names(tmp_pa
     ("", {"MODERATION_THRESHOLDS": '{"toxic": {"review_at": "x"}}'}, "toxic.review_at must be a number"),
     ("", {"MODERATION_THRESHOLDS": '{"toxic": {"review": 0.3}}'}, "only review_at and reject_at are known"),
     ("", {"MODERATION_SECTION_THRESHOLDS": '{"politics": {"toxic": 0.3}}'}, "section 'politics'"),
+    ("", {"MODERATION_SECTION_THRESHOLDS": '{"politics": {}, "Politics ": {}}'}, "sections 'politics' and 'Politics ' are one section"),
     ("", {"MODERATION_LANGUAGES": '"en"'}, "LANGUAGES must be a list of strings"),
 ])
 def test_unknown_or_mistyped_settings_are_refused_by_name(tmp_path, toml_text, environ, named):
