@@ -246,33 +246,66 @@ def add_comment(session: Session, values: dict, *, actor: str = "model") -> Stor
 
 
 def decide(session: Session, comment_id: int, *, actor: str, action: str, reason: str | None, note: str | None, expected_status: str = PENDING) -> Comment:
-    """Apply a moderator's decision if the comment is still in ``expected_status``, and count it in /metrics.
+    """Apply a moderator's decision if the comment is still in ``expected_status`` (`decide_many`).
 
-    The conditional UPDATE makes the first of two concurrent moderators win; the
-    second gets `Conflict` carrying the comment as it now is (and is not counted).
     :raise LookupError: no such comment.
+    :raise Conflict: someone else decided first; it carries the comment as it now is.
+    """
+    result = decide_many(session, [comment_id], actor=actor, action=action, reason=reason, note=note, expected_status=expected_status)
+    if result.missing:
+        raise LookupError(comment_id)
+    if result.conflicts:
+        raise Conflict(result.conflicts[0])
+    return result.decided[0]
+
+
+@dataclass
+class Decided:
+    """What `decide_many` did, each list in the order the ids were given."""
+
+    decided: list[Comment]
+    conflicts: list[Comment]  # not in the expected status (someone else decided first), as they now are
+    missing: list[int]
+
+
+_IDS_PER_STATEMENT = 500  # well under every driver's limit on bound parameters
+
+
+def decide_many(session: Session, comment_ids: list[int], *, actor: str, action: str, reason: str | None, note: str | None,
+                expected_status: str = PENDING) -> Decided:
+    """Apply one moderator's decision to every comment still in ``expected_status``, in one
+    transaction, with an audit entry and webhook events for each, and count them in /metrics.
+
+    Each comment's conditional UPDATE makes the first of two concurrent moderators win; the
+    comments someone else decided first are returned as conflicts (and not counted).
     """
     new_status = HUMAN_STATUS[action]
     now = utcnow()
-    result = session.execute(
-        update(Comment).where(Comment.id == comment_id, Comment.status == expected_status).values(status=new_status, updated_at=now)
-    )
-    if result.rowcount != 1:
-        session.rollback()
-        comment = session.get(Comment, comment_id)
-        if comment is None:
-            raise LookupError(comment_id)
-        raise Conflict(comment)
-    comment = session.get(Comment, comment_id)
-    session.refresh(comment)
-    session.add(AuditEntry(  # the log is append-only, so a reader's address typed in a note could never be erased
-        comment_id=comment_id, actor=actor, action=action, reason=reason, note=note and mask_emails(note), previous_status=expected_status,
-        new_status=new_status, scores=comment.scores, model_version=comment.model_version, created_at=now,
-    ))
-    enqueue_events(session, comment.id, comment.site, new_status, webhooks.event_for(new_status, by_person=True), now)
+    ids = list(dict.fromkeys(comment_ids))
+    # Rows are locked in id order, whatever order the moderator chose: two moderators deciding
+    # overlapping sets in opposite orders would otherwise deadlock on PostgreSQL.
+    ordered = sorted(ids)
+    chunks = [ordered[i : i + _IDS_PER_STATEMENT] for i in range(0, len(ordered), _IDS_PER_STATEMENT)]
+    changed: set[int] = set()
+    for chunk in chunks:
+        session.execute(select(Comment.id).where(Comment.id.in_(chunk)).order_by(Comment.id).with_for_update())
+        changed.update(session.scalars(
+            update(Comment).where(Comment.id.in_(chunk), Comment.status == expected_status)
+            .values(status=new_status, updated_at=now).returning(Comment.id).execution_options(synchronize_session=False)))
+    found = {comment.id: comment for chunk in chunks
+             for comment in session.scalars(select(Comment).where(Comment.id.in_(chunk)).execution_options(populate_existing=True))}
+    decided = [found[i] for i in ids if i in changed]
+    masked = note and mask_emails(note)  # the log is append-only, so a reader's address typed in a note could never be erased
+    session.add_all(AuditEntry(comment_id=comment.id, actor=actor, action=action, reason=reason, note=masked, previous_status=expected_status,
+                               new_status=new_status, scores=comment.scores, model_version=comment.model_version, created_at=now)
+                    for comment in decided)
+    event = webhooks.event_for(new_status, by_person=True)
+    for comment in decided:
+        enqueue_events(session, comment.id, comment.site, new_status, event, now)
     session.commit()
-    metrics.record_human_decision(action, reason)  # here, so the API, the desk and Akismet reports all count
-    return comment
+    for _ in decided:
+        metrics.record_human_decision(action, reason)  # here, so the API, the desk and Akismet reports all count
+    return Decided(decided, [found[i] for i in ids if i in found and i not in changed], [i for i in ids if i not in found])
 
 
 def enqueue_events(session: Session, comment_id: int, site: str, status: str, event: str, now: datetime) -> None:

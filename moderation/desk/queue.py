@@ -1,6 +1,6 @@
 """The queues and the decisions made on them: one comment, a selection, a whole filter, a group.
 
-Each decision goes through `store.decide`, so the desk and the API share one rule: the
+Decisions go through `store.decide_many` (one transaction for a whole filter), whose rule the API shares: the
 first moderator wins, and the second is told who decided and when, not shown an error.
 """
 
@@ -223,28 +223,16 @@ def _refuse(message: str):
 
 
 def apply_verdict(ids: list[int], verdict: str, note: str | None, expected: str | None) -> tuple[list[Comment], list[str], list[dict]]:
-    """Decide each comment on its own; return those decided, a message for each that was not, and
+    """Decide the comments in one transaction; return those decided, a message for each that was not, and
     each comment someone else decided first, with its current status (for the page to show it as decided)."""
     session = get_session()
     action, reason = VERDICTS[verdict]
-    decided, problems, conflicts = [], [], []
-    for comment_id in ids:
-        comment = store.get_comment(session, comment_id)
-        if comment is None:
-            problems.append(f"Comment #{comment_id} does not exist.")
-            continue
-        # The status the moderator saw when clicking; without one, a pending comment.
-        current = expected if expected in (PENDING, PUBLISHED, REJECTED) else PENDING
-        try:
-            decided.append(store.decide(session, comment_id, actor=current_user().name, action=action, reason=reason,
-                                        note=note, expected_status=current))
-        except store.Conflict as conflict:
-            message = _conflict_message(session, conflict.comment)
-            problems.append(message)
-            conflicts.append({"id": comment_id, "status": conflict.comment.status, "message": message})
-        except LookupError:
-            problems.append(f"Comment #{comment_id} does not exist.")
-    return decided, problems, conflicts
+    # The status the moderator saw when clicking; without one, a pending comment.
+    current = expected if expected in (PENDING, PUBLISHED, REJECTED) else PENDING
+    result = store.decide_many(session, ids, actor=current_user().name, action=action, reason=reason, note=note, expected_status=current)
+    conflicts = [{"id": comment.id, "status": comment.status, "message": _conflict_message(session, comment)} for comment in result.conflicts]
+    problems = [conflict["message"] for conflict in conflicts] + [f"Comment #{comment_id} does not exist." for comment_id in result.missing]
+    return result.decided, problems, conflicts
 
 
 def _answer(decided: list[Comment], problems: list[str], summary: str, conflicts: list[dict] = ()):
