@@ -229,20 +229,28 @@ def decide_many():
     items = body.get("decisions")
     if not isinstance(items, list) or not items or len(items) > 500:
         raise ApiError(422, "the request has invalid fields", fields={"decisions": "must be a list of 1 to 500 decisions"})
-    results = []
     for index, item in enumerate(items):
         path = f"decisions[{index}]."
         comment_id = item.get("comment_id") if isinstance(item, dict) else None
         if not isinstance(comment_id, int) or isinstance(comment_id, bool) or not 1 <= comment_id <= store.MAX_ID:
             raise ApiError(422, "the request has invalid fields", fields={path + "comment_id": "must be a comment id (a positive integer)"})
-        validation.decision(item, path)  # check every item before changing anything
-    for index, item in enumerate(items):
-        try:
-            comment = _decide(item["comment_id"], item, f"decisions[{index}].")
-            results.append({"comment_id": item["comment_id"], "result": "decided", "comment": comment_json(comment)})
-        except ApiError as error:
-            results.append({"comment_id": item["comment_id"], "result": "conflict" if error.status == 409 else "not_found",
-                            "comment": error.extra.get("comment")})
+    decisions = [validation.decision(item, f"decisions[{index}].") for index, item in enumerate(items)]  # all checked before any change
+    ids = [item["comment_id"] for item in items]
+    if len(set(ids)) == len(ids):  # the same decision for many comments: one transaction each (`store.decide_many`)
+        batches: dict[tuple, list[int]] = {}
+        for index, decision in enumerate(decisions):
+            batches.setdefault(decision, []).append(index)
+        work = list(batches.items())
+    else:  # a comment decided twice: one at a time, in the order given, so the first wins
+        work = [(decision, [index]) for index, decision in enumerate(decisions)]
+    results: list[dict] = [{}] * len(items)
+    for (action, reason, note, expected), indexes in work:
+        done = store.decide_many(get_session(), [ids[i] for i in indexes], actor=g.api_key.name, action=action, reason=reason, note=note,
+                                 expected_status=expected)
+        found = {c.id: ("decided", c) for c in done.decided} | {c.id: ("conflict", c) for c in done.conflicts}
+        for i in indexes:
+            result, comment = found.get(ids[i], ("not_found", None))
+            results[i] = {"comment_id": ids[i], "result": result, "comment": comment_json(comment) if comment is not None else None}
     return jsonify({"results": results})
 
 

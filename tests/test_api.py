@@ -99,6 +99,22 @@ def test_bulk_decisions_succeed_or_conflict_one_by_one(api):
     assert results == [(ids[0], "conflict"), (ids[1], "decided"), (ids[2], "decided"), (999999, "not_found")]
 
 
+def test_bulk_mixes_decisions_and_a_repeated_comment_keeps_its_first_decision(api):
+    ids = [api.post_comment(f"comment {i}").get_json()["id"] for i in range(4)]
+    mixed = [{"comment_id": ids[0], "action": "approve"}, {"comment_id": ids[1], "action": "reject", "reason": "spam"},
+             {"comment_id": ids[2], "action": "approve"}, {"comment_id": ids[3], "action": "reject", "reason": "abuse", "note": "slur"}]
+    response = api.client.post("/api/v1/decisions", headers=api.headers("moderator"), json={"decisions": mixed})
+    results = response.get_json()["results"]
+    assert [(r["comment_id"], r["result"], r["comment"]["status"]) for r in results] == [
+        (ids[0], "decided", "published"), (ids[1], "decided", "rejected"), (ids[2], "decided", "published"), (ids[3], "decided", "rejected")]
+    last = api.get(f"/api/v1/comments/{ids[3]}").get_json()["history"][-1]
+    assert (last["action"], last["reason"], last["note"]) == ("reject", "abuse", "slur")
+    fresh = api.post_comment("one more").get_json()["id"]
+    twice = [{"comment_id": fresh, "action": "reject", "reason": "spam"}, {"comment_id": fresh, "action": "approve"}]
+    results = api.client.post("/api/v1/decisions", headers=api.headers("moderator"), json={"decisions": twice}).get_json()["results"]
+    assert [(r["result"], r["comment"]["status"]) for r in results] == [("decided", "rejected"), ("conflict", "rejected")]
+
+
 def test_bulk_with_one_invalid_item_changes_nothing(api):
     comment_id = api.post_comment().get_json()["id"]
     response = api.client.post("/api/v1/decisions", headers=api.headers("moderator"), json={"decisions": [
