@@ -369,7 +369,9 @@ class BatchScorer:
         first = np.concatenate([[True], group[1:] != group[:-1]]) if group.size else np.zeros(0, dtype=bool)
         position = np.arange(group.size)
         chosen = order[position - np.maximum.accumulate(np.where(first, position, 0)) < top]
-        rounded = _rounded(weight[chosen], 4)
+        rounded = np.array(_rounded(weight[chosen], 4))
+        shown = rounded > 0  # a weight that rounds to nothing explains nothing
+        chosen, rounded = chosen[shown], rounded[shown].tolist()
         listed = _by_key(comment[chosen], np.argsort(-np.array(rounded), kind="stable"))  # equal weights stay in label order
         chosen = chosen[listed]
         text, start, end = spans.text, spans.start[span[chosen]].tolist(), spans.end[span[chosen]].tolist()

@@ -240,9 +240,9 @@ class FastScorer:
         terms = []
         for column, label in enumerate(self.labels):
             for i in np.argsort(-contribution[:, column], kind="stable")[:top]:
-                weight = float(contribution[i, column])
-                if weight <= 0:
+                weight = round(float(contribution[i, column]), 4)
+                if weight <= 0:  # a weight that rounds to nothing explains nothing
                     break
                 span = spans[i]
-                terms.append({"text": span.text, "start": span.start, "end": span.end, "label": label, "weight": round(weight, 4)})
+                terms.append({"text": span.text, "start": span.start, "end": span.end, "label": label, "weight": weight})
         return scores, sorted(terms, key=lambda term: -term["weight"])
