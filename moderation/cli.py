@@ -565,8 +565,13 @@ def retrain(data_dir, datasets, open_licenses_only, kind, backend, force) -> Non
     data = Path(data_dir or config["DATA_DIR"] or default_data_dir())
     names = [n.strip() for n in datasets.split(",")] if datasets else None
     staging = registry.models_dir(config) / f".challenger-{uuid.uuid4().hex[:8]}"
+    try:
+        registry.models_dir(config).mkdir(parents=True, exist_ok=True)  # now: a registry it cannot write fails before hours of training
+    except OSError as error:
+        _fail(f"cannot write the model registry {registry.models_dir(config)}: {error}")
     engine = _engine()
     with Session(engine) as session:
+        live_at_start = registry.live_version(session)  # the promotion below is refused if another goes live meanwhile
         champion_dir = registry.live_bundle_dir(session, config)
         try:
             champion = bundle.read_manifest(champion_dir)["version"]
@@ -579,12 +584,12 @@ def retrain(data_dir, datasets, open_licenses_only, kind, backend, force) -> Non
                 data, staging, champion_dir, site, names=names, open_only=open_licenses_only, config=TrainingConfig(kind=kind),
                 site_weight=config["SITE_LABEL_WEIGHT"], tolerance=config["PROMOTION_TOLERANCE"],
                 backend=backend or config["TRAINING_BACKEND"], pieces_dir=_pieces_dir(config, None, False),
-                progress=lambda stage: click.echo(f"  {stage}", err=True),
+                decision_labels=tuple(config["DECISION_LABELS"]), progress=lambda stage: click.echo(f"  {stage}", err=True),
             )
             verdict = outcome.verdict
             note = ("promoted" if verdict.promote else "kept the champion") + ": " + "; ".join(verdict.reasons)
             challenger = registry.register(session, config, staging, note=note)
-        except (ValueError, bundle.BundleError) as error:
+        except (ValueError, OSError, bundle.BundleError) as error:
             _fail(str(error))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -595,10 +600,16 @@ def retrain(data_dir, datasets, open_licenses_only, kind, backend, force) -> Non
         if not (verdict.promote or force):
             click.echo(f"kept the champion {champion}; the challenger is registered as {challenger} (`moderation models promote {challenger}` to override)")
             return
-        if registry.live_version(session) is None:  # first promotion: record the default model so rollback can return to it
-            registry.promote(session, config, registry.register(session, config, champion_dir, note="the model live before the registry"),
-                             actor=_actor(), reason="initial model")
-        registry.promote(session, config, challenger, actor=_actor(), reason="forced" if force and not verdict.promote else "better on held-out data")
+        try:
+            if live_at_start is None:  # first promotion: record the default model so rollback can return to it
+                initial = registry.register(session, config, champion_dir, note="the model live before the registry")
+                registry.promote(session, config, initial, actor=_actor(), reason="initial model", expected_live=None)
+                live_at_start = initial
+            registry.promote(session, config, challenger, actor=_actor(), reason="forced" if force and not verdict.promote else "better on held-out data",
+                             expected_live=live_at_start)
+        except (registry.RegistryError, bundle.BundleError) as error:
+            _fail(f"not promoted: {error}. The challenger stays registered as {challenger}: run `moderation retrain` again to judge it "
+                  f"against the live model, or `moderation models promote {challenger}`")
         click.echo(f"promoted {challenger} (was {champion}); servers switch within {config['MODEL_CHECK_SECONDS']:g} s")
 
 
@@ -750,8 +761,10 @@ def models_promote(version: str) -> None:
     """Make a registered version live (verified first)."""
     from moderation import registry
 
-    _registry_call(registry.promote, version, actor=_actor(), reason="promoted by hand")
-    click.echo(f"promoted {version}")
+    if _registry_call(registry.promote, version, actor=_actor(), reason="promoted by hand"):
+        click.echo(f"promoted {version}")
+    else:
+        click.echo(f"{version} is live already; nothing changed")
 
 
 @models_group.command("rollback")

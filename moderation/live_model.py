@@ -3,7 +3,8 @@
 Every MODEL_CHECK_SECONDS a request asks the database which version is live (one tiny
 query). When it differs from the one being served, a background thread loads and
 verifies the new bundle while requests go on with the old model; only a bundle that
-loads cleanly is swapped in, with one reference assignment, so no request is dropped
+loads cleanly, and is still the live version once loaded (a rollback may have come
+meanwhile), is swapped in, with one reference assignment, so no request is dropped
 or sees half a model. A bundle that fails is logged and retried only after a while.
 """
 
@@ -56,6 +57,12 @@ class ModelWatcher:
             service = load_service({**config, "MODEL_DIR": str(registry.bundle_dir(config, version))})
             if service.assessor is None or service.assessor.model.version != version:
                 raise RuntimeError(service.model_error or f"the bundle in the registry is not version {version}")
+            with Session(self.app.extensions["moderation.engine"]) as session:
+                live = registry.live_version(session)
+            if live != version:  # rolled back (or replaced) while it loaded: serving it now would undo that
+                log.info("model %s loaded but is no longer live (%s is); not swapped in", version, live)
+                self.next_check = time.monotonic()  # look again at the next request
+                return
             old = self.served_version()
             self.app.extensions["moderation.service"] = service  # one assignment: requests see old or new, never half
             if old:

@@ -5,7 +5,9 @@ database lists them and keeps an append-only history of promotions, whose newest
 names the live version. Before the first promotion the live model is the bundle in
 MODEL_DIR (the default one `moderation train` writes). A version is verified (sha256
 before unpickling, library versions) before it is registered and again before it is
-promoted, so a tampered bundle never goes live.
+promoted, so a tampered bundle never goes live. Promotions are serialised across hosts,
+and one that was judged against a particular live version (retrain, rollback) is refused
+if another went live meanwhile, rather than silently replacing a model nobody compared it with.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, Text, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from moderation import bundle
 from moderation.schema import ModelVersion, Promotion, utcnow
+
+
+_PROMOTION_LOCK = 724_332  # pg_advisory_xact_lock key: one promotion at a time across hosts (db.py's migration lock is 724_331)
+WHATEVER_IS_LIVE = object()  # `promote`'s default: replace whichever version is live
 
 
 class RegistryError(ValueError):
@@ -54,13 +60,13 @@ def register(session: Session, config: dict, source: Path, note: str | None = No
     target = bundle_dir(config, version)
     if not target.exists():
         staging = target.with_name(f".{version}.{uuid.uuid4().hex[:8]}")
-        shutil.copytree(source, staging)
         try:
+            shutil.copytree(source, staging)
             staging.rename(target)  # atomic: a reader sees the whole bundle or none
-        except OSError:
+        except OSError as error:
             shutil.rmtree(staging, ignore_errors=True)
-            if not target.exists():
-                raise
+            if not target.exists():  # else another process registered it first
+                raise RegistryError(f"cannot copy bundle {version} into the registry {models_dir(config)}: {error}") from None
     if session.get(ModelVersion, version) is None:
         session.add(ModelVersion(version=version, path=version, sha256=manifest["sha256"], created_at=utcnow(), note=note))
         session.commit()
@@ -78,23 +84,57 @@ def live_bundle_dir(session: Session, config: dict) -> Path:
     return bundle_dir(config, version) if version else Path(config["MODEL_DIR"])
 
 
-def promote(session: Session, config: dict, version: str, *, actor: str, reason: str | None = None, action: str = "promote") -> None:
-    """Make ``version`` live after verifying its bundle again; workers pick it up within MODEL_CHECK_SECONDS."""
+def _shown(version: str | None) -> str:
+    return version or "the default model (MODEL_DIR)"
+
+
+def promote(session: Session, config: dict, version: str, *, actor: str, reason: str | None = None, action: str = "promote",
+            expected_live=WHATEVER_IS_LIVE) -> bool:
+    """Make ``version`` live after verifying its bundle again; workers pick it up within MODEL_CHECK_SECONDS.
+
+    ``expected_live``: the version (None: the default model) the caller judged against; if
+    another is live by now (promoted or rolled back from elsewhere meanwhile), raise
+    `RegistryError` and change nothing. The check and the new row are one statement, under a
+    lock on PostgreSQL, so two hosts promoting at once cannot both pass it.
+
+    :return: False when ``version`` was live already (nothing written: a repeat is no new step to roll back).
+    """
     if session.get(ModelVersion, version) is None:
         raise RegistryError(f"no registered version {version!r}: see `moderation models list`")
     try:
         bundle.load(bundle_dir(config, version))
     except bundle.BundleError as error:
         raise RegistryError(f"version {version} cannot go live: {error}") from None
-    session.add(Promotion(version=version, action=action, actor=actor, reason=reason, created_at=utcnow()))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PROMOTION_LOCK})  # held until commit or rollback
+    live = func.coalesce(select(Promotion.version).order_by(Promotion.id.desc()).limit(1).scalar_subquery(), "")
+    conditions = [live != version]
+    if expected_live is not WHATEVER_IS_LIVE:
+        conditions.append(live == (expected_live or ""))
+    row = select(literal(version), literal(action), literal(actor), literal(reason, Text()), literal(utcnow(), DateTime(timezone=True)))
+    written = session.scalar(insert(Promotion).from_select(["version", "action", "actor", "reason", "created_at"], row.where(*conditions))
+                             .returning(Promotion.id))  # not rowcount: psycopg reports -1 for INSERT ... SELECT
+    now_live = live_version(session)
     session.commit()
+    if written is not None:
+        return True
+    if now_live == version:
+        return False
+    raise RegistryError(f"{_shown(now_live)} went live while this ran, not {_shown(expected_live)} as expected: nothing was changed")
 
 
 def _live_stack(session: Session) -> list[str]:
-    """Replay the history: a promotion pushes its version, a rollback pops back to the one before."""
+    """Replay the history: a promotion pushes its version, a rollback pops back to the one before.
+
+    A row naming the version already on top changes nothing (a repeated promotion), and a rollback
+    row that does not name the version below the top counts as a promotion of what it names, so
+    the top is always the live version, whatever rows earlier versions or races wrote.
+    """
     stack: list[str] = []
     for action, version in session.execute(select(Promotion.action, Promotion.version).order_by(Promotion.id)):
-        if action == "rollback" and len(stack) > 1:
+        if stack and stack[-1] == version:
+            continue
+        if action == "rollback" and len(stack) > 1 and stack[-2] == version:
             stack.pop()
         else:
             stack.append(version)
@@ -107,7 +147,7 @@ def rollback(session: Session, config: dict, *, actor: str) -> str:
     if len(stack) < 2:
         raise RegistryError("nothing to roll back to: " + (f"{stack[0]} is the only version ever live" if stack else "no version was ever promoted"))
     current, earlier = stack[-1], stack[-2]
-    promote(session, config, earlier, actor=actor, reason=f"rollback from {current}", action="rollback")
+    promote(session, config, earlier, actor=actor, reason=f"rollback from {current}", action="rollback", expected_live=current)
     return earlier
 
 

@@ -1,6 +1,8 @@
 """The learning loop on a small scale, on SQLite and PostgreSQL: comments in, moderators decide through
 the API, labels exported, a challenger retrained and judged, promoted (or refused), the live server
-switching version without a restart, rollback, and tampered bundles refused."""
+switching version without a restart, rollback, and tampered bundles refused; held-out rows that stay held
+out while decisions arrive, challengers missing a deciding label or worse on one, promotions racing from
+two hosts, repeated promotions, and a rollback during a worker's model load."""
 
 from __future__ import annotations
 
@@ -141,8 +143,8 @@ def test_the_same_text_from_many_authors_counts_once(loop):
     assert [(r.text, r.labels) for r in rows] == [(wave, {"spam": 1})]
 
 
-def _row(dataset, label, auc, ap):
-    return {"dataset": dataset, "label": label, "roc_auc": auc, "average_precision": ap}
+def _row(dataset, label, auc, ap, rows=100, positives=40):
+    return {"dataset": dataset, "label": label, "roc_auc": auc, "average_precision": ap, "rows": rows, "positives": positives}
 
 
 def test_judge_promotes_only_a_challenger_better_on_site_data_and_not_worse_on_public_sets():
@@ -276,3 +278,198 @@ def test_retrain_with_the_streaming_backend_reads_the_decisions_chunk_by_chunk(l
     assert {d["name"]: (d["train_rows"], d["dev_rows"]) for d in manifest["datasets"]}["site"] == (30, 10)
     site_rows = {r["label"]: r["rows"] for r in manifest["dev_metrics"] if r["dataset"] == "site"}
     assert site_rows["spam"] == 10  # the challenger's own report includes the held-out site rows
+
+
+# --- the audit: leakage, labels, races and rollback ------------------------------------------
+
+from moderation import imports  # noqa: E402
+from moderation.live_model import ModelWatcher  # noqa: E402
+
+
+def _import_old_decisions(loop, count: int) -> None:
+    """Decisions from an archive (dated years ago) arriving through `moderation import` while something else runs."""
+    records = [imports.Record(where=f"line {n}", external_id=f"archive-{n}", outcome="spam" if n % 2 else "approved",
+                              text=(f"Archived offer {n}: {BRANDS[n % 10]} pays out daily, join at {BRANDS[n % 10]}{n}.example" if n % 2
+                                    else f"Archived remark {n} about the {TOPICS[n % 10]}, thanks to the reporters"),
+                              created_at=datetime(2020, 1, 1, tzinfo=timezone.utc) + timedelta(hours=n))
+               for n in range(count)]
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        report = imports.run(records, session, site="site-test", source="csv", max_text_chars=10_000)
+    assert sum(report.imported.values()) == count
+
+
+@pytest.mark.parametrize("backend", ["memory", "streaming"])
+def test_decisions_arriving_during_a_retrain_never_turn_trained_rows_into_held_out_ones(loop, monkeypatch, backend):
+    """An import of old decisions (they sort first) moved the newest-share cut between training and judging:
+    rows the challenger had learned were then judged as held out, flattering it."""
+    import training.retrain as retrain_module
+
+    moderate(loop, 80)
+    trained, judged = set(), set()
+    real_training, real_scoring = retrain_module.run_training, retrain_module.score_held_out
+
+    def training_then_an_import(*args, extra=None, extra_chunks=None, **kwargs):
+        result = real_training(*args, extra=extra, extra_chunks=extra_chunks, **kwargs)
+        rows = extra if extra is not None else [e for chunk in extra_chunks() for e in chunk]
+        trained.update(e.text for e in rows if e.split == "train")
+        _import_old_decisions(loop, 30)
+        return result
+
+    def scoring(models, batches):
+        seen = []
+        for batch in batches:
+            judged.update(e.text for e in batch if e.source == "site")
+            seen.append(batch)
+        return real_scoring(models, iter(seen))
+
+    monkeypatch.setattr(retrain_module, "run_training", training_then_an_import)
+    monkeypatch.setattr(retrain_module, "score_held_out", scoring)
+    result = cli_run("retrain", "--datasets", "examples", "--kind", "logreg", "--backend", backend)
+    assert result.exit_code == 0, result.output
+    assert trained and judged
+    assert not trained & judged, f"{len(trained & judged)} rows were trained on and then judged as held out"
+
+
+def test_a_challenger_that_cannot_score_a_deciding_label_is_never_promoted(loop):
+    """Trained on a spam-only public set and decisions that never rejected abuse, the challenger has no toxic label:
+    live, it would publish every abusive comment. However good its spam scores, it must stay out."""
+    from tests.conftest import public_data_or_skip
+
+    public_data_or_skip()
+    moderate(loop, 80)
+    result = cli_run("retrain", "--datasets", "youtube_spam", "--backend", "streaming")
+    assert result.exit_code == 0, result.output
+    assert "cannot score toxic" in result.output and "kept the champion" in result.output
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        assert registry.live_version(session) is None
+
+
+def test_judge_refuses_missing_labels_a_worse_site_label_and_too_few_held_out_decisions():
+    champion = [_row("site", "spam", 0.80, 0.60), _row("site", "toxic", 0.90, 0.80), _row("youtube_spam", "spam", 0.95, 0.90)]
+    better_spam_worse_toxic = [_row("site", "spam", 0.95, 0.95), _row("site", "toxic", 0.85, 0.70), _row("youtube_spam", "spam", 0.95, 0.90)]
+    verdict = judge(champion, better_spam_worse_toxic, tolerance=0.01)  # the mean went up: 0.70 -> 0.825
+    assert not verdict.promote and any("site / toxic" in r for r in verdict.reasons)
+    no_toxic = judge(champion[::2], [_row("site", "spam", 0.95, 0.95), _row("youtube_spam", "spam", 0.95, 0.90)], tolerance=0.01,
+                     required_labels=("spam", "toxic"), challenger_labels=("spam",))
+    assert not no_toxic.promote and "cannot score toxic" in no_toxic.reasons[0]
+    few = judge([_row("site", "spam", 0.5, 0.5, rows=6, positives=3)], [_row("site", "spam", 1.0, 1.0, rows=6, positives=3)], tolerance=0.01)
+    assert not few.promote and "at least 5 of each outcome" in few.reasons[0]
+
+
+def _two_versions(loop) -> tuple[str, str]:
+    """Register two valid bundles (the tiny model under two versions)."""
+    config = loop.app.config
+    versions = []
+    for name in ("version-a", "version-b"):
+        folder = registry.models_dir(config).parent / f"src-{name}"
+        shutil.copytree(config["MODEL_DIR"], folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["version"] = name
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        with Session(loop.app.extensions["moderation.engine"]) as session:
+            versions.append(registry.register(session, config, folder))
+    return versions[0], versions[1]
+
+
+def test_a_repeated_promotion_is_no_step_and_rollback_really_goes_back(loop):
+    a, b = _two_versions(loop)
+    assert cli_run("models", "promote", a).exit_code == 0
+    assert cli_run("models", "promote", b).exit_code == 0
+    again = cli_run("models", "promote", b)  # a retry after a time-out, say
+    assert again.exit_code == 0 and "live already" in again.output
+    rolled = cli_run("models", "rollback")
+    assert rolled.exit_code == 0 and f"rolled back to {a}" in rolled.output, rolled.output
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        assert registry.live_version(session) == a
+        # Rows an earlier version wrote (a repeat, two hosts rolling back at once) replay to what is live.
+        for version, action in ((b, "promote"), (b, "promote"), (a, "rollback"), (a, "rollback")):
+            session.add(Promotion(version=version, action=action, actor="old", created_at=utcnow()))
+        session.commit()
+        assert registry._live_stack(session)[-1] == registry.live_version(session) == a
+
+
+def test_a_promotion_judged_against_a_model_no_longer_live_is_refused(loop, monkeypatch):
+    """Host B promotes while host A's retrain trains: A's challenger was never compared with B's model."""
+    import training.retrain as retrain_module
+
+    moderate(loop, 80)
+    a, b = _two_versions(loop)
+    real_training = retrain_module.run_training
+
+    def training_while_another_host_promotes(*args, **kwargs):
+        result = real_training(*args, **kwargs)
+        with Session(loop.app.extensions["moderation.engine"]) as session:
+            registry.promote(session, loop.app.config, b, actor="host-b")
+        return result
+
+    monkeypatch.setattr(retrain_module, "run_training", training_while_another_host_promotes)
+    result = cli_run("retrain", "--datasets", "examples", "--kind", "logreg", "--force")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "went live while this ran" in result.output and "stays registered" in result.output
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        assert registry.live_version(session) == b
+
+
+def test_two_hosts_promoting_against_the_same_live_version_cannot_both_succeed(loop):
+    a, b = _two_versions(loop)
+    barrier, outcomes = threading.Barrier(2), []
+
+    def host(version):
+        with Session(loop.app.extensions["moderation.engine"]) as session:
+            barrier.wait()
+            try:
+                outcomes.append(registry.promote(session, loop.app.config, version, actor=f"host-{version}", expected_live=None))
+            except registry.RegistryError as error:
+                outcomes.append(str(error))
+
+    threads = [threading.Thread(target=host, args=(v,)) for v in (a, b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(str, outcomes))[0] == "True" and "went live while this ran" in sorted(map(str, outcomes))[1], outcomes
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        assert len(registry.history(session)) == 1
+
+
+def test_a_worker_does_not_swap_in_a_model_rolled_back_while_it_loaded(loop, monkeypatch):
+    import moderation.app as app_module
+
+    a, b = _two_versions(loop)
+    engine, config = loop.app.extensions["moderation.engine"], loop.app.config
+    with Session(engine) as session:
+        registry.promote(session, config, a, actor="test")
+        registry.promote(session, config, b, actor="test")
+    loading, release = threading.Event(), threading.Event()
+    real_load = app_module.load_service
+
+    def slow_load(settings):
+        loading.set()
+        release.wait(10)
+        return real_load(settings)
+
+    monkeypatch.setattr(app_module, "load_service", slow_load)
+    watcher = ModelWatcher(loop.app, 0.0)
+    watcher.check()  # starts loading b in the background
+    assert loading.wait(10)
+    with Session(engine) as session:
+        registry.rollback(session, config, actor="test")  # b misbehaves: back to a
+    release.set()
+    for thread in [t for t in threading.enumerate() if t.name.startswith("load-model-")]:
+        thread.join(10)
+    assert watcher.served_version() != b
+    monkeypatch.setattr(app_module, "load_service", real_load)
+    watcher.check()
+    for thread in [t for t in threading.enumerate() if t.name.startswith("load-model-")]:
+        thread.join(10)
+    assert watcher.served_version() == a
+
+
+def test_a_registry_folder_it_cannot_write_fails_in_one_line_before_any_training(loop, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MODERATION_MODELS_DIR", str(blocker / "models"))
+    for args in (("retrain", "--datasets", "examples", "--kind", "logreg"), ("models", "add", loop.app.config["MODEL_DIR"])):
+        result = CliRunner().invoke(cli, list(args))
+        assert result.exit_code == 1 and not isinstance(result.exception, OSError), result.output
+        assert result.output.startswith("Error: cannot ") and str(blocker) in result.output and "training on" not in result.output
