@@ -881,14 +881,13 @@ def webhooks_run(once: bool, interval: float) -> None:
     """Deliver due events, at least once, with back-off; run it beside `moderation serve`."""
     import time
 
-    import httpx
     from sqlalchemy.orm import Session
 
     from moderation import webhooks
 
     policy = webhooks.Policy.from_config(load_config())
     engine = _engine()
-    with httpx.Client() as client:
+    with webhooks.client(policy) as client:
         while True:
             with Session(engine) as session:
                 sent = webhooks.deliver_due(session, client, policy)

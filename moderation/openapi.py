@@ -321,7 +321,9 @@ def webhook_paths(max_body_bytes: int) -> dict:
                                                                              "description": "Failed deliveries in a row."},
         "disabled": {"type": "boolean"}, "disabled_reason": nullable({"type": "string"}),
     }
-    new = obj({"url": text_field(2000, "An http or https URL that accepts POSTed events."),
+    new = obj({"url": text_field(2000, "An http or https URL that accepts POSTed events, at a public address: loopback, private-network, "
+                                       "link-local (cloud metadata) and reserved addresses are refused with 422, in any notation, "
+                                       "and so is a host name resolving to one. Redirects are never followed."),
                "events": {**events, "description": "Default: all of them."}}, ["url"], closed=False)
     not_found = {"404": {"description": "No such webhook for this site.", "content": {JSON: {"schema": error_schema(CODES[404])}}}}
     return {

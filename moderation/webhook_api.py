@@ -1,7 +1,7 @@
 """Webhook endpoints through the API, for sites that would rather not ask an operator to run the CLI.
 
-A site key manages only its own endpoints: register one (the answer carries the signing
-secret, the only time it is shown), list them with their state, read an endpoint's
+A site key manages only its own endpoints: register one at a public address (the answer
+carries the signing secret, the only time it is shown), list them with their state, read an endpoint's
 delivery log, and remove one.
 """
 
@@ -45,7 +45,8 @@ def add():
         events = None
     check.raise_if_any()
     try:
-        endpoint, secret = webhooks.add_endpoint(get_session(), g.api_key.name, url, events)
+        # A site key reaches only public addresses: it must not turn this server into a way into its own network.
+        endpoint, secret = webhooks.add_endpoint(get_session(), g.api_key.name, url, events, public_only=True)
     except webhooks.WebhookError as error:
         raise ApiError(422, "the request has invalid fields", fields={error.field or "body": str(error)}) from None
     response = jsonify({**endpoint_json(endpoint), "secret": secret})
