@@ -5,12 +5,20 @@ copy is consistent even while the server keeps writing (WAL mode lets writers go
 `restore_sqlite` first checks the copy (``PRAGMA integrity_check``, and that its schema
 revision is the one this code expects), then copies it over the target, again through the
 backup API, so a server holding the database open sees either the old or the new data.
+
+A backup holds everything the database held when it was taken: readers' data that was
+erased or purged since comes back with a restore. `erasures_since` counts the erasures a
+restore would undo (the audit log records that one happened, never whose), so the command
+can say that they must be run again. A copy gets the database file's permissions, never
+looser: it holds the same personal data, key hashes and webhook secrets.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import stat
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -64,6 +72,12 @@ def backup_sqlite(source: Path, out: Path) -> dict:
         raise BackupError(f"{out} exists; choose another --out")
     partial = out.with_name(out.name + ".partial")
     partial.unlink(missing_ok=True)
+    mode = stat.S_IMODE(source.stat().st_mode) & 0o666
+    try:  # created before any byte is written: never readable by more people than the database itself
+        os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode))
+        os.chmod(partial, mode)  # os.open's mode is cut by the umask, never widened
+    except OSError as error:
+        raise BackupError(f"cannot write {out}: {error.strerror}") from None
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
     dst = sqlite3.connect(partial)
     try:
@@ -79,6 +93,21 @@ def backup_sqlite(source: Path, out: Path) -> dict:
         raise BackupError(f"the copy failed its integrity check: {result['integrity']}")
     os.replace(partial, out)
     return result
+
+
+def erasures_since(backup: Path, target: Path) -> int:
+    """How many erasures the database ``target`` holds that ``backup`` does not: restoring ``backup``
+    brings those readers' data back, so they must be run again. Erasures are few: compared whole."""
+    if not target.is_file():
+        return 0
+    query = "SELECT id, comment_id, actor, created_at FROM audit_log WHERE action = 'erase'"
+    try:
+        with closing(sqlite3.connect(f"file:{backup}?mode=ro", uri=True)) as copy:
+            kept = set(copy.execute(query))
+        with closing(sqlite3.connect(f"file:{target}?mode=ro", uri=True, timeout=30)) as live:
+            return sum(row not in kept for row in live.execute(query))
+    except sqlite3.Error as error:
+        raise BackupError(f"cannot compare {backup} with {target}: {error}") from None
 
 
 def restore_sqlite(backup: Path, target: Path, expected_revision: str) -> dict:
@@ -113,5 +142,6 @@ def postgres_commands(database_url: str, schema: str | None, out: str | None) ->
         f"  pg_dump --format=custom{only} --file={out} '{plain}'\n"
         "Restore (stop the service first; --clean drops what the dump recreates):\n"
         f"  pg_restore --clean --if-exists --no-owner{only} --dbname='{plain}' {out}\n"
-        "then `moderation db upgrade` if the dump came from an older version."
+        "then `moderation db upgrade` if the dump came from an older version. A restore brings back readers' data erased "
+        "since the dump was taken (`moderation erase`: run those erasures again) and purged since (run `moderation purge`)."
     )

@@ -981,12 +981,16 @@ def restore(file: str, yes: bool) -> None:
             _fail(f"{file} has schema revision {result['revision']}, this code needs {head_revision()}: restore it with the "
                   "version of the code that made it (then upgrade that way)")
         counts = ", ".join(f"{count} {table}" for table, count in result["counts"].items())
+        undone = backups.erasures_since(Path(file), target)
+        if undone:  # the audit log says an erasure happened, never whose: only the person who ran it can repeat it
+            click.echo(f"warning: {undone} erasures were made after this backup was taken; restoring it brings those readers' "
+                       "data back: run each `moderation erase --email ...` again afterwards", err=True)
         if not yes and not click.confirm(f"replace {target} with {file} ({counts})?", default=False):
             _fail("nothing was changed")
         backups.restore_sqlite(Path(file), target, head_revision())
     except backups.BackupError as error:
         _fail(str(error))
-    click.echo(f"restored {target} from {file} ({counts})")
+    click.echo(f"restored {target} from {file} ({counts})" + (f"; {undone} erasures to run again, then `moderation purge`" if undone else ""))
 
 
 # --- importing a site's history -------------------------------------------------------------

@@ -631,7 +631,8 @@ def _rejected_as_spam():
     """The comment's latest audit entry rejected it as spam: a person's reason "spam", or the model's
     rejection with spam at least as likely as abuse (the rule the desk's "reject & ban" uses)."""
     latest = aliased(AuditEntry)
-    latest_id = select(func.max(latest.id)).where(latest.comment_id == Comment.id).correlate(Comment).scalar_subquery()  # two levels down
+    latest_id = (select(func.max(latest.id)).where(latest.comment_id == Comment.id, latest.action != "erase")  # an erasure decides nothing
+                 .correlate(Comment).scalar_subquery())  # two levels down
     spam = func.coalesce(Comment.scores["spam"].as_float(), 0.0)
     toxic = func.coalesce(Comment.scores["toxic"].as_float(), 0.0)
     return or_(Comment.discarded.is_(True), exists().where(

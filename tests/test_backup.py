@@ -1,4 +1,5 @@
-"""moderation backup / restore: a consistent SQLite copy while the server writes, checked restores, PostgreSQL's commands."""
+"""moderation backup / restore: a consistent SQLite copy while the server writes, checked restores, PostgreSQL's commands,
+the copy's permissions, and the erasures a restore would undo."""
 
 from __future__ import annotations
 
@@ -96,3 +97,44 @@ def test_postgresql_gets_the_pg_dump_commands_without_the_password(monkeypatch):
         assert result.exit_code == 1
         assert "pg_dump --format=custom --schema=site_a" in result.output and "pg_restore --clean" in result.output
         assert "mod@db.internal:5432/moderation" in result.output and "s3cret-pw" not in result.output
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_restore_says_which_erasures_it_undoes(api, database, tmp_path, monkeypatch):
+    """A backup taken before a reader's erasure brings their data back: the restore must say so, loudly."""
+    from sqlalchemy.orm import Session
+
+    from moderation import privacy
+
+    monkeypatch.setenv("MODERATION_DATABASE_URL", database["DATABASE_URL"])
+    api.post_comment("Before the erasure.", author={"email": "reader@example.org", "name": "A Reader"})
+    out = tmp_path / "before-erasure.db"
+    assert run("backup", "--out", str(out)).exit_code == 0
+    assert "erasures" not in run("restore", str(out), "--yes").output  # nothing undone: nothing said
+    with Session(api.app.extensions["moderation.engine"]) as session:
+        assert privacy.erase(session, "reader@example.org", actor="dpo").comments == 1
+    restored = run("restore", str(out), "--yes")
+    assert restored.exit_code == 0, restored.output
+    assert "warning: 1 erasures were made after this backup was taken" in restored.output
+    assert "1 erasures to run again" in restored.output
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_backup_is_never_readable_by_more_people_than_the_database(api, database, tmp_path, monkeypatch):
+    import os
+    import stat
+
+    source = backups.sqlite_path(database["DATABASE_URL"])
+    os.chmod(source, 0o600)  # the operator keeps readers' data, key hashes and webhook secrets to the service's user
+    monkeypatch.setenv("MODERATION_DATABASE_URL", database["DATABASE_URL"])
+    out = tmp_path / "copy.db"
+    assert run("backup", "--out", str(out)).exit_code == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_backup_to_a_folder_that_does_not_exist_fails_in_one_line(api, database, tmp_path, monkeypatch):
+    monkeypatch.setenv("MODERATION_DATABASE_URL", database["DATABASE_URL"])
+    result = CliRunner().invoke(cli, ["backup", "--out", str(tmp_path / "no" / "such" / "copy.db")])
+    assert result.exit_code == 1 and not isinstance(result.exception, OSError)
+    assert result.output.startswith("Error: cannot write") and len(result.output.strip().splitlines()) == 1

@@ -404,3 +404,43 @@ def test_csv_bad_rows_are_reported(cli_db, tmp_path):
     no_text.write_text("body,status\nhello,approved\n")
     code, output = run_cli("import", "csv", no_text, "--site", SITE)
     assert code != 0 and "no 'text' column" in output
+
+
+def test_a_hostile_cell_that_decides_nothing_cannot_stop_an_import(cli_db, tmp_path):
+    """spam=1 decides; the toxic cell beside it may hold anything: its NUL byte once crashed the import on PostgreSQL."""
+    path = tmp_path / "history.csv"
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows([["text", "spam", "toxic", "external_id"],
+                                   ["Cheap pills at pillshop dot example", "1", "x\x00\x1b[2J" + "y" * 5000, "c-1"],
+                                   ["Thanks for the harbour story", "0", "0", "c-2"]])
+    code, output = run_cli("import", "csv", path, "--site", SITE)
+    assert code == 0, output
+    assert summary(output)[0] == Counter(spam=1, approved=1)
+    with Session(cli_db) as session:
+        notes = [e.note for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert notes[1] == "imported: labels spam=0 toxic=0"
+    assert notes[0].startswith("imported: labels spam=1 toxic='x\\x00\\x1b[2J") and len(notes[0]) < 100
+
+
+def test_a_hostile_export_cannot_write_control_sequences_to_the_operators_terminal(cli_db, tmp_path):
+    comments, _ = make_comments(30)
+    comments[0]["id"] = "1\x9b2J"  # C1 CSI: allowed in XML 1.0, a control sequence on many terminals
+    comments[1]["type"] = "\x9b31m" + "spoofed" * 100
+    path = write_wxr(tmp_path / "hostile.xml", comments, posts=1)
+    code, output = run_cli("import", "wordpress", path, "--site", SITE, "--dry-run")
+    assert code == 0, output
+    assert "\x9b" not in output and "spoofed" * 10 not in output
+    assert "not a comment ('\\x9b31mspoofed" in output
+
+
+def test_csv_times_with_a_zone_are_stored_as_the_same_instant(cli_db, tmp_path):
+    path = tmp_path / "zoned.csv"
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows([["text", "status", "created_at", "decided_at", "external_id"],
+                                   ["A remark on the harbour", "approved", "2025-05-01T12:00:00+02:00", "2025-05-01T09:30:00-03:00", "z-1"]])
+    code, output = run_cli("import", "csv", path, "--site", SITE)
+    assert code == 0, output
+    with Session(cli_db) as session:
+        comment = store.find_by_external_id(session, SITE, "z-1")
+        assert store.aware(comment.created_at) == datetime(2025, 5, 1, 10, tzinfo=timezone.utc)
+        assert [r.decided_at for r in labels.site_labels(session)] == [datetime(2025, 5, 1, 12, 30, tzinfo=timezone.utc)]

@@ -294,3 +294,15 @@ def test_the_erasure_endpoint_answers_as_documented(tiny_bundle, tmp_path):
         assert operation["x-roles"] == ["admin"] and {"403", "422"} <= set(operation["responses"])
     finally:
         app.extensions["moderation.engine"].dispose()
+
+
+def test_an_erased_readers_spam_is_still_purged_on_time(make_api):
+    """Erasure adds an audit entry to the reader's newest comment; if that comment is rejected spam, the purge must still blank it."""
+    api = make_api(RETAIN_IP_DAYS=30, PURGE_SPAM_DAYS=15)
+    spam = post(api, "Cheap watches at bit.ly/watches, best prices!", ADDRESS)
+    assert api.decide(spam, "reject", "spam").status_code == 200
+    assert erase_call(api, admin_key(api), {"email": ADDRESS}).get_json()["comments"] == 1
+    age(api, spam, 20)
+    with session_of(api) as session:
+        assert privacy.purge(session, {**api.app.config}).spam == 1
+        assert store.get_comment(session, spam).text == ""

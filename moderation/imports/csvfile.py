@@ -47,12 +47,20 @@ def _outcome(row: dict, has_status: bool) -> tuple[str | None, str]:
     return None, "no label"
 
 
+def _cell(value: str | None) -> str:
+    """A label cell as the audit note keeps it: 0, 1 or empty as they are, anything else quoted and cut
+    (the cell that does not decide may hold anything, a NUL byte too, which PostgreSQL cannot store)."""
+    value = (value or "").strip()
+    return value if value in ("", "0", "1") else repr(value[:40])
+
+
 def _moment(value: str | None) -> datetime | None:
     """Parse an ISO 8601 time; raise ValueError if it is not one."""
     if not value or not value.strip():
         return None
     moment = datetime.fromisoformat(value.strip())
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    # In UTC: SQLite's DateTime column keeps the wall time and drops the zone, so 12:00+02:00 would read back as 12:00 UTC.
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def read(handle: TextIO) -> Iterator[Record]:
@@ -89,7 +97,7 @@ def _record(row: dict, line: int, has_status: bool) -> Record:
         record.skip = "created_at or decided_at is not an ISO 8601 time"
         return record
     record.created_at = record.created_at or record.decided_at
-    record.note = f"status {row['status'].strip()}" if has_status else f"labels spam={row.get('spam', '')} toxic={row.get('toxic', '')}"
+    record.note = f"status {row['status'].strip()}" if has_status else f"labels spam={_cell(row.get('spam'))} toxic={_cell(row.get('toxic'))}"
     record.author = {key: (row.get(f"author_{key}") or "").strip() for key in AUTHOR}
     record.article = {key: (row.get(f"article_{key}") or "").strip() for key in ARTICLE}
     given = (row.get("external_id") or "").strip()

@@ -43,9 +43,15 @@ def _date(value: str | None) -> datetime | None:
         return None
 
 
+def _shown(value: str) -> str:
+    """A value from the file as the summary prints it: as it is when short and printable, else quoted and cut,
+    so a hostile export cannot send control sequences to the operator's terminal nor flood the summary."""
+    return value if value.isprintable() and len(value) <= 40 else repr(value[:40])
+
+
 def _record(fields: dict[str, str], article: dict) -> Record:
     comment_id = fields.get("comment_id", "").strip()
-    record = Record(where=f"comment {comment_id or '?'}", external_id=f"wp-{comment_id}" if comment_id else None)
+    record = Record(where=f"comment {_shown(comment_id) if comment_id else '?'}", external_id=f"wp-{comment_id}" if comment_id else None)
     kind = fields.get("comment_type", "").strip() or "comment"  # before WordPress 5.5 a comment's type was empty
     state = fields.get("comment_approved", "").strip()
     record.outcome = STATES.get(state)
@@ -53,7 +59,7 @@ def _record(fields: dict[str, str], article: dict) -> Record:
     if not comment_id:
         record.skip = "no wp:comment_id"
     elif kind != "comment":
-        record.skip = f"not a comment ({kind})"
+        record.skip = f"not a comment ({_shown(kind)})"
     elif record.outcome is None:
         record.skip = f"unknown wp:comment_approved {state[:40]!r}"
     if record.skip:
