@@ -105,7 +105,7 @@ def erase(session: Session, email: str, *, actor: str, dry_run: bool = False) ->
                  for term in comment.terms or []]
         redacted = mask(address, comment.text)
         store.replace_text(session, comment.id, redacted, store.text_hash(normalize(redacted)), terms)
-    result.bans_removed = store.delete_bans_of(session, address, ips)
+    result.bans_removed = store.delete_bans_of(session, address, ips, by=actor)
     touched = own or mentioning
     if touched:
         newest = max(touched, key=lambda c: c.id)

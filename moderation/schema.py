@@ -1,4 +1,4 @@
-"""The tables: comments, their append-only audit log, API keys, the review desk's users, sessions and bans, the model registry, and webhooks with their outbox.
+"""The tables: comments, their append-only audit log, API keys, the review desk's users, sessions, bans and their history, the model registry, and webhooks with their outbox.
 
 Alembic migrations (moderation/migrations) own the schema in every database; these
 classes describe it for queries. JSON columns hold model output as it was at the time.
@@ -123,16 +123,42 @@ class DeskSession(Base):
 
 
 class Ban(Base):
-    """An author (by email or IP address) whose future comments are all held for review."""
+    """An author (by email or IP address) whose future comments are all held for review.
+
+    Lifting deletes the row; `BanEvent` keeps the history, naming the ban by its id, which
+    is never reused (SQLite would reuse the highest after a delete but for AUTOINCREMENT).
+    """
 
     __tablename__ = "bans"
-    __table_args__ = (UniqueConstraint("kind", "value", name="uq_bans_kind_value"),)
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_bans_kind_value"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(10))  # "email" or "ip"
     value: Mapped[str] = mapped_column(String(320))
     created_by: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BanEvent(Base):
+    """A ban made or lifted: who, when, why. Rows are never updated or deleted (triggers enforce it).
+
+    Append-only, so it never holds a reader's address: the value is kept masked, and the
+    desk shows it in full only while a ban in force or the comment still holds it (erasure
+    and retention clear those, and so the history too).
+    """
+
+    __tablename__ = "ban_events"
+    __table_args__ = (Index("ix_ban_events_ban", "ban_id"), Index("ix_ban_events_comment", "comment_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ban_id: Mapped[int] = mapped_column(BigId)  # the bans row made or lifted (no foreign key: lifting deletes it)
+    action: Mapped[str] = mapped_column(String(10))  # "ban" or "lift"
+    kind: Mapped[str] = mapped_column(String(10))  # "email" or "ip"
+    masked: Mapped[str] = mapped_column(String(320))  # j***@example.org, or the address's network (192.0.2.0/24, 2001:db8:1::/48)
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)  # email addresses masked
+    comment_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("comments.id"))  # the comment the ban was made from (a lift: its ban's)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from sqlalchemy import JSON, DateTime, and_, bindparam, delete, exc, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from moderation import metrics, webhooks
+from moderation import bans, metrics, webhooks
 from moderation.logs import mask_emails
 from moderation.policy import History
 from moderation.schema import PENDING, PUBLISHED, REJECTED, ApiKey, AuditEntry, Ban, Comment, DeskSession, utcnow
@@ -606,8 +606,9 @@ PRIVACY_BATCH = 1000
 
 
 def _in_batches(session: Session, ids_query, change, *, dry_run: bool) -> int:
-    """Apply ``change(ids)`` (an UPDATE or DELETE returning its rowcount) to what ``ids_query`` selects,
-    a batch at a time, committing each; with ``dry_run`` only count. Return how many rows changed."""
+    """Apply ``change(ids)`` (an UPDATE or DELETE statement, or the count of rows a change made itself)
+    to what ``ids_query`` selects, a batch at a time, committing each; with ``dry_run`` only count.
+    Return how many rows changed."""
     if dry_run:
         return session.scalar(select(func.count()).select_from(ids_query.subquery()))
     total = 0
@@ -615,7 +616,8 @@ def _in_batches(session: Session, ids_query, change, *, dry_run: bool) -> int:
         ids = list(session.scalars(ids_query.limit(PRIVACY_BATCH)))
         if not ids:
             return total
-        total += session.execute(change(ids)).rowcount
+        changed = change(ids)
+        total += changed if isinstance(changed, int) else session.execute(changed).rowcount
         session.commit()
 
 
@@ -658,8 +660,11 @@ def delete_expired_sessions(session: Session, now: datetime, *, dry_run: bool = 
 
 
 def delete_old_ip_bans(session: Session, before: datetime, *, dry_run: bool = False) -> int:
+    """Lift IP bans older than ``before``; the ban history records each lift, by "retention"."""
     old = [Ban.kind == "ip", Ban.created_at < before]
-    return _in_batches(session, select(Ban.id).where(*old), lambda ids: delete(Ban).where(Ban.id.in_(ids)), dry_run=dry_run)
+    return _in_batches(session, select(Ban.id).where(*old).order_by(Ban.id),
+                       lambda ids: bans.remove(session, Ban.id.in_(ids), by="retention", reason="IP bans are kept RETAIN_IP_DAYS days"),
+                       dry_run=dry_run)
 
 
 def comments_of_reader(session: Session, address: str) -> list[Comment]:
@@ -690,12 +695,13 @@ def replace_text(session: Session, comment_id: int, text_value: str, digest: str
     session.execute(update(Comment).where(Comment.id == comment_id).values(text=text_value, text_hash=digest, terms=terms))
 
 
-def delete_bans_of(session: Session, address: str, ips: set[str]) -> int:
-    """Delete the bans on ``address``, on these IP addresses, and any whose reason mentions ``address`` (no commit)."""
+def delete_bans_of(session: Session, address: str, ips: set[str], *, by: str) -> int:
+    """Lift the bans on ``address``, on these IP addresses, and any whose reason mentions ``address``,
+    recording each lift in the ban history as ``by``'s erasure (no commit)."""
     conditions = [and_(Ban.kind == "email", func.lower(Ban.value) == address.lower()), Ban.reason.icontains(address, autoescape=True)]
     if ips:
         conditions.append(and_(Ban.kind == "ip", Ban.value.in_(sorted(ips))))
-    return session.execute(delete(Ban).where(or_(*conditions))).rowcount
+    return bans.remove(session, or_(*conditions), by=by, reason="a reader's personal data erased")
 
 
 def audit_notes_mentioning(session: Session, address: str) -> int:

@@ -135,7 +135,7 @@ from moderation import create_app, store  # noqa: E402
 from moderation.db import make_engine, upgrade  # noqa: E402
 
 POSTGRES_URL = os.environ.get("MODERATION_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = ("webhook_deliveries", "webhook_outbox", "webhook_endpoints", "audit_log", "comments", "api_keys", "desk_sessions", "users", "bans", "model_promotions", "model_versions")
+TABLES = ("webhook_deliveries", "webhook_outbox", "webhook_endpoints", "audit_log", "ban_events", "comments", "api_keys", "desk_sessions", "users", "bans", "model_promotions", "model_versions")
 
 
 def _postgres_reachable() -> bool:

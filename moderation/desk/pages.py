@@ -1,4 +1,4 @@
-"""Pages to read, not to work: one comment with its decision trail, an author's record, the audit log."""
+"""Pages to read, not to work: one comment with its decision trail, an author's record, the audit log, the bans and their history."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from moderation.schema import AuditEntry, Comment
 
 AUDIT_PAGE = 50
 AUDIT_ACTIONS = ("accept", "review", "reject", "approve", "erase")
+BANS_PAGE = 50  # bans, or history rows, per page: a site may have thousands
+AUTHOR_BAN_EVENTS = 50
 
 
 @bp.get("/comments/<int:comment_id>")
@@ -56,6 +58,7 @@ def author():
     return render_template(
         "desk/author.html", email=email, ip=None if email else ip, counts=counts, cards=[card(c) for c in latest],
         bans=bans.bans_for(session, email, None if email else ip),
+        ban_events=bans.events_for(session, email, None if email else ip, AUTHOR_BAN_EVENTS), max_reason=bans.MAX_REASON,
         labels=list(current_app.extensions["moderation.service"].rules.thresholds),
     )
 
@@ -104,4 +107,39 @@ def audit():
     return render_template(
         "desk/audit.html", entries=entries, actors=store.audit_actors(session), actions=AUDIT_ACTIONS,
         next_before=entries[-1].id if more else None, filters={k: v or "" for k, v in filters.items()},
+    )
+
+
+def _before() -> int | None:
+    """The page link's ``before`` id; None, with a notice, for one no page link holds."""
+    raw = request.args.get("before")
+    before_id = id_arg(raw)
+    if raw and before_id is None:
+        flash("That page link is out of date; showing the newest.", "error")
+    return before_id
+
+
+@bp.get("/bans")
+@signed_in()
+def ban_list():
+    """The bans in force, newest first, each with who made it, when, why and a button to lift it."""
+    session = get_session()
+    before_id = _before()
+    found = bans.in_force(session, before_id=before_id, limit=BANS_PAGE + 1)
+    return render_template(
+        "desk/bans.html", view="list", items=found[:BANS_PAGE], total=bans.count_in_force(session), before=before_id,
+        next_before=found[BANS_PAGE - 1].id if len(found) > BANS_PAGE else None, max_reason=bans.MAX_REASON,
+    )
+
+
+@bp.get("/bans/history")
+@signed_in()
+def ban_history():
+    """Every ban and lift, newest first: the trace that stays when a lift deletes the ban."""
+    session = get_session()
+    before_id = _before()
+    found = bans.history(session, before_id=before_id, limit=BANS_PAGE + 1)
+    return render_template(
+        "desk/bans.html", view="history", items=found[:BANS_PAGE], total=bans.count_in_force(session), before=before_id,
+        next_before=found[BANS_PAGE - 1].row.id if len(found) > BANS_PAGE else None,
     )

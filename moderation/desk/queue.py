@@ -296,7 +296,7 @@ def ban():
     verdict = "spam" if comment.scores.get("spam", 0.0) >= comment.scores.get("toxic", 0.0) else "abuse"
     decided, problems, conflicts = ([], [], []) if comment.status == REJECTED else apply_verdict([comment.id], verdict, note, request.form.get("expected"))
     banned = bans.ban(get_session(), email=comment.author_email, ip=comment.author_ip, by=current_user().name,
-                      reason=f"comment #{comment.id}")
+                      reason=f"comment #{comment.id}" + (f": {note}" if note else ""), comment_id=comment.id)
     who = " and ".join(value for _, value in banned) or "this anonymous author (no email or IP address: nothing to ban)"
     return _answer(decided or [comment], problems, f"Comment #{comment.id} rejected; {who} banned: their comments will be held.", conflicts)
 
@@ -304,13 +304,18 @@ def ban():
 @bp.post("/bans/lift")
 @signed_in()
 def lift_ban():
+    """Lift a ban, with an optional reason; the ban history records who lifted it, when and why."""
     kind, value = request.form.get("kind", ""), request.form.get("value", "")
     if validation.text_problem(kind, 10) or validation.text_problem(value, Ban.value.type.length):
         # No ban holds control characters (a NUL byte PostgreSQL refuses) or a value longer than the column.
         flash(f"There was no ban on {shown(kind)} {shown(value)}.", "error")
         return redirect(safe_next(request.form.get("next")))
+    reason = (request.form.get("reason") or "").strip() or None
+    if reason and (problem := validation.text_problem(reason, bans.MAX_REASON)):
+        flash(f"The reason {problem}; the ban on {kind} {value} stays.", "error")
+        return redirect(safe_next(request.form.get("next")))
     try:
-        lifted = kind in bans.KINDS and bans.lift(get_session(), kind, value)
+        lifted = kind in bans.KINDS and bans.lift(get_session(), kind, value, by=current_user().name, reason=reason)
     except ValueError:
         lifted = False
     flash(f"Ban on {kind} {value} lifted." if lifted else f"There was no ban on {kind} {value}.", "info" if lifted else "error")
