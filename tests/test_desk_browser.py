@@ -295,3 +295,57 @@ def test_counts_follow_decisions_and_an_emptied_page_says_so(page, site):
     assert counts == {"pending": "0", "rejected": "4", "published": "0", "all": "4"}
     assert page.locator("section.cards .empty").is_visible()
     assert "Nothing left on this page" in page.locator("section.cards .empty").inner_text()
+
+
+# --- a phone: 390 px wide -----------------------------------------------------------------------
+
+LONG_EMAIL = "a.reader.with.a.rather.long.address@subscribers.newsroom-example.org"
+
+
+@pytest.fixture
+def phone(browser, site):
+    """A browser context as wide as a phone (390 px), signed in as mia; it confirms every question."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.accept()))
+    sign_in(page, site.url)
+    yield page
+    context.close()
+
+
+def _scrolls_sideways(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth > document.documentElement.clientWidth")
+
+
+def test_the_desk_fits_a_phone_and_a_ban_is_lifted_there_by_clicking(phone, site):
+    troll = site.comment("You are all idiots, every single one of you.", email="troll@example.org", ip="203.0.113.5")
+    other = site.comment("Visit www.cheap-pills.example " + "pillspillspills" * 6, email=LONG_EMAIL, ip="2001:db8:85a3::8a2e:370:7334")
+    site.decide_as("max", other, "reject")  # an audit log and a decision trail with some rows
+    _reload_queue(phone, site)
+    assert not _scrolls_sideways(phone), "queue"
+    phone.screenshot(path=str(SCREENSHOTS / "queue-phone.png"), full_page=True)
+    phone.locator(f"#c-{troll} button.danger").click()  # "reject & ban author", confirmed
+    phone.wait_for_selector(f"#c-{troll}", state="detached")
+    assert phone.dialogs == ["Reject this comment and hold everything this author sends from now on?"]
+    for path in ("/moderate/queue/all", f"/moderate/comments/{other}", f"/moderate/author?email={LONG_EMAIL}",
+                 "/moderate/author?email=troll@example.org", "/moderate/audit", "/moderate/bans/history", "/moderate/dashboard", "/moderate/bans"):
+        phone.goto(site.url + path)
+        phone.wait_for_load_state("load")
+        assert not _scrolls_sideways(phone), path
+    phone.screenshot(path=str(SCREENSHOTS / "bans-phone.png"), full_page=True)
+
+    row = phone.locator("table.bans tr", has=phone.get_by_role("link", name="troll@example.org"))
+    assert "mia" in row.inner_text() and f"comment #{troll}" in row.inner_text()
+    row.get_by_placeholder("why (optional)").fill("apologised by phone")
+    row.get_by_role("button", name="Lift the ban on email troll@example.org").click()
+    phone.locator(".messages .message.info", has_text="Ban on email troll@example.org lifted.").wait_for()
+    assert phone.url.startswith(site.url + "/moderate/bans")
+    assert phone.get_by_role("link", name="troll@example.org").count() == 0
+    assert phone.get_by_role("link", name="203.0.113.5").count() == 1  # the IP address ban stays
+    assert not _scrolls_sideways(phone), "bans, after lifting"
+    later = site.api.post_comment("A harmless remark.", author={"email": "troll@example.org"}).json
+    assert not any("banned" in reason for reason in later["reasons"])
+    phone.get_by_role("link", name="History").click()
+    newest = phone.locator("table.ban-events tbody tr").first
+    assert all(word in newest.inner_text() for word in ("mia", "lifted", "troll@example.org", "apologised by phone"))

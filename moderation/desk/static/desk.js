@@ -234,5 +234,20 @@
     }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { if (cards().length) { focusCard(0); } });
+  // On a phone each table row is shown as "label: value" lines (desk.css): the labels are the column headers.
+  function labelCells() {
+    document.querySelectorAll("table.trail").forEach(function (table) {
+      var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) { return th.textContent.trim(); });
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        Array.prototype.forEach.call(row.cells, function (cell, i) {
+          if (heads[i] && !cell.hasAttribute("data-label") && !cell.hasAttribute("colspan")) { cell.setAttribute("data-label", heads[i]); }
+        });
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    labelCells();
+    if (cards().length) { focusCard(0); }
+  });
 })();
