@@ -123,23 +123,22 @@ def _before() -> int | None:
 @signed_in()
 def ban_list():
     """The bans in force, newest first, each with who made it, when, why and a button to lift it."""
-    session = get_session()
-    before_id = _before()
-    found = bans.in_force(session, before_id=before_id, limit=BANS_PAGE + 1)
-    return render_template(
-        "desk/bans.html", view="list", items=found[:BANS_PAGE], total=bans.count_in_force(session), before=before_id,
-        next_before=found[BANS_PAGE - 1].id if len(found) > BANS_PAGE else None, max_reason=bans.MAX_REASON,
-    )
+    return _bans_page("list", bans.in_force, lambda ban: ban.id)
 
 
 @bp.get("/bans/history")
 @signed_in()
 def ban_history():
     """Every ban and lift, newest first: the trace that stays when a lift deletes the ban."""
+    return _bans_page("history", bans.history, lambda event: event.row.id)
+
+
+def _bans_page(view: str, fetch, key):
+    """One page of ``fetch(session, before_id=..., limit=...)``, with the link to the next (older) page."""
     session = get_session()
     before_id = _before()
-    found = bans.history(session, before_id=before_id, limit=BANS_PAGE + 1)
+    found = fetch(session, before_id=before_id, limit=BANS_PAGE + 1)
     return render_template(
-        "desk/bans.html", view="history", items=found[:BANS_PAGE], total=bans.count_in_force(session), before=before_id,
-        next_before=found[BANS_PAGE - 1].row.id if len(found) > BANS_PAGE else None,
+        "desk/bans.html", view=view, items=found[:BANS_PAGE], total=bans.count_in_force(session), before=before_id,
+        next_before=key(found[BANS_PAGE - 1]) if len(found) > BANS_PAGE else None, max_reason=bans.MAX_REASON,
     )
