@@ -54,21 +54,24 @@ def stream_site_labels(session: Session, since: datetime | None = None, chunk: i
     """The site's labelled comments in lists of at most ``chunk``, oldest decision first.
 
     One row per distinct normalised text: the latest human decision on any comment with
-    that text wins (the highest audit id), and a winning decision that implies no label
+    that text wins (by decision time, then audit id), and a winning decision that implies no label
     drops the text. The database does the de-duplication and the ordering, so memory
     holds one chunk however many decisions there are (out-of-core training reads this).
     Ordered by decision time, then audit id: imported decisions keep their own times, so
     the newest by time (what retraining holds out) need not be the last inserted.
     """
     per_comment = select(func.max(AuditEntry.id).label("id")).where(*_HUMAN_DECISION).group_by(AuditEntry.comment_id).subquery()
+    # Across comments, by decision time: an archive imported today carries decisions years older than today's.
+    newest_first = func.row_number().over(partition_by=Comment.text_hash, order_by=(AuditEntry.created_at.desc(), AuditEntry.id.desc()))
     per_text = (
-        select(func.max(AuditEntry.id).label("id"))
+        select(AuditEntry.id.label("id"), newest_first.label("rank"))
         .join(per_comment, per_comment.c.id == AuditEntry.id).join(Comment, Comment.id == AuditEntry.comment_id)
-        .where(Comment.purged_at.is_(None)).group_by(Comment.text_hash)
+        .where(Comment.purged_at.is_(None))
     )
     if since is not None:
         per_text = per_text.where(AuditEntry.created_at >= since)
-    latest = per_text.subquery()
+    ranked = per_text.subquery()
+    latest = select(ranked.c.id).where(ranked.c.rank == 1).subquery()
     query = (
         select(Comment.text, AuditEntry.action, AuditEntry.reason, AuditEntry.created_at)
         .join(latest, latest.c.id == AuditEntry.id).join(Comment, Comment.id == AuditEntry.comment_id)

@@ -143,6 +143,21 @@ def test_the_same_text_from_many_authors_counts_once(loop):
     assert [(r.text, r.labels) for r in rows] == [(wave, {"spam": 1})]
 
 
+def test_for_one_text_the_newest_decision_wins_even_when_an_older_one_is_imported_later(loop):
+    from moderation import imports
+
+    text = "Great offer, message me for cheap followers"
+    fresh = loop.post_comment(text, author={"email": "new@example.org"}).json["id"]
+    loop.decide(fresh, "reject", "spam")  # today's moderator
+    archived = imports.Record(where="line 2", external_id="wp-1", text=text, outcome="approved", author={"email": "old@example.org"},
+                              created_at=datetime(2019, 5, 1, tzinfo=timezone.utc), decided_at=datetime(2019, 5, 2, tzinfo=timezone.utc))
+    with Session(loop.app.extensions["moderation.engine"]) as session:
+        report = imports.run([archived], session, site="site-test", source="csv", max_text_chars=5000)
+        assert sum(report.imported.values()) == 1  # inserted after today's decision, dated years before it
+        rows = labels.site_labels(session)
+    assert [(r.text, r.labels) for r in rows] == [(text, {"spam": 1})]
+
+
 def _row(dataset, label, auc, ap, rows=100, positives=40):
     return {"dataset": dataset, "label": label, "roc_auc": auc, "average_precision": ap, "rows": rows, "positives": positives}
 
