@@ -74,6 +74,7 @@ _SPACED_SEP = re.compile(r"[ .\-_*]")
 # Letters and ! ? . stretched three times or more; digits are left alone ("1000", "2000").
 _REPEATS = re.compile(r"([a-z!?.])\1{2,}")
 # The letters English doubles ("good", "kill", "ass", "see"): stretched, they may stand for two.
+_DOUBLED_LETTERS = frozenset("bcdefglmnoprstz")
 _STRETCHED_DOUBLE = re.compile(r"([bcdefglmnoprstz])\1{2,}")
 # What r"\1" would give, without `re` parsing a template in Python on every call (~2 us).
 _FIRST_GROUP = operator.methodcaller("group", 1)
@@ -174,6 +175,22 @@ def _unspace(match: re.Match[str]) -> str:
     return joined
 
 
+def _collapse_stretches(text: str) -> str:
+    """`_destretch` every word, with white space normalised; one pass of `_REPEATS` where no
+    stretched letter is one English doubles (nearly always: a search for those alone costs
+    as much as the pass)."""
+    doubled = False
+
+    def first(match: re.Match[str]) -> str:
+        nonlocal doubled
+        letter = match.group(1)
+        doubled = doubled or letter in _DOUBLED_LETTERS
+        return letter
+
+    collapsed = _REPEATS.sub(first, text)
+    return " ".join(map(_destretch, text.split()) if doubled else collapsed.split())
+
+
 def _destretch(word: str) -> str:
     """Collapse stretched letters to one ("stuuupid": "stupid"); where a stretched letter is one
     English doubles, give the two-letter reading too ("gooood": "god good", "killll": "kil kill"),
@@ -237,10 +254,7 @@ def normalize(text: str) -> str:
     text = _SPACED.sub(_unspace, text)
     if _LEET_HINT.search(text):
         text = _LEET_TOKEN.sub(_unleet, text)
-    if _REPEATS.search(text) is not None:
-        text = " ".join(map(_destretch, text.split()))
-    else:
-        text = " ".join(text.split())
+    text = _collapse_stretches(text)
     if shouting:
         text = f"{text} xcaps".lstrip()
     return text
