@@ -129,6 +129,7 @@ import shutil  # noqa: E402
 import uuid  # noqa: E402
 
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.exc import DBAPIError  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from moderation import create_app, store  # noqa: E402
@@ -212,6 +213,17 @@ def assert_error(response, status: int, code: str, fields: tuple[str, ...] = ())
 
 
 import base64  # noqa: E402
+
+
+def assert_append_only(engine, table: str, changes: list[str]) -> None:
+    """Each UPDATE or DELETE in ``changes`` (and, on PostgreSQL, TRUNCATE of ``table``) is refused as append-only."""
+    statements = list(changes)
+    if engine.dialect.name == "postgresql":  # TRUNCATE fires no row trigger: a statement trigger refuses it
+        statements.append(f"TRUNCATE {table} CASCADE")
+    for statement in statements:
+        with pytest.raises(DBAPIError, match="append-only"):
+            with engine.begin() as connection:
+                connection.execute(text(statement))
 
 
 def raw_cursor(text: str) -> str:

@@ -228,11 +228,17 @@ def test_events_survive_a_crash_mid_delivery_and_a_restart(api, receiver, monkey
     assert [(e["type"], e["comment"]["id"]) for e in receiver.events()] == [("comment.held", comment)]
 
 
-def test_the_readme_s_verification_snippet_accepts_our_signatures_and_refuses_others():
+def _readme_snippet() -> dict:
+    """Run the README's receiver snippet; return what it defines."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     snippet = next(block for block in readme.split("```python")[1:] if "def verified" in block).split("```")[0]
     namespace: dict = {}
     exec(snippet, namespace)
+    return namespace
+
+
+def test_the_readme_s_verification_snippet_accepts_our_signatures_and_refuses_others():
+    namespace = _readme_snippet()
     body = b'{"id":3,"type":"comment.rejected"}'
     header = webhooks.signature_header("whsec_readme", body)
     assert namespace["verified"]("whsec_readme", header, body)
@@ -290,10 +296,7 @@ def test_verify_refuses_any_malformed_header_without_raising():
 
 
 def test_the_readme_s_snippet_refuses_malformed_headers_without_raising():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    snippet = next(block for block in readme.split("```python")[1:] if "def verified" in block).split("```")[0]
-    namespace: dict = {}
-    exec(snippet, namespace)
+    namespace = _readme_snippet()
     body = b'{"id":1}'
     timestamp = webhooks.signature_header("whsec_x", body).split(",")[0]
     for header in (f"{timestamp},v1=\u00e9", "garbage", "t=soon,v1=00", "v1=00", ""):
