@@ -156,11 +156,8 @@ def _ip_arg() -> str | None:
 
 def _cursor_arg(sort: str) -> str | None:
     """The queue's cursor in normal form (`store.normal_cursor`); 422 for one this API did not issue."""
-    raw = request.args.get("cursor")
-    if not raw:
-        return None
     try:
-        return store.normal_cursor(raw, sort)
+        return store.normal_cursor(request.args.get("cursor"), sort)
     except ValueError:
         raise _invalid("cursor", "is not a cursor this API issued") from None
 

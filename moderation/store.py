@@ -352,14 +352,16 @@ def decode_cursor(cursor: str) -> list:
     return values
 
 
-def normal_cursor(cursor: str, sort: str) -> str:
+def normal_cursor(cursor: str | None, sort: str) -> str | None:
     """``cursor`` checked and re-encoded in normal form, so that `queue` only ever compares a
-    finite score or a UTC time it can represent; ValueError for anything else.
+    finite score or a UTC time it can represent; None for none; ValueError for anything else.
 
     A cursor is the client's to send back, so any string may arrive: one nested too deeply
     (RecursionError), a score of NaN (matching nothing: an empty page) or 1e999, a time whose
     offset takes it past year 1 or 9999 in UTC (OverflowError).
     """
+    if not cursor:
+        return None
     try:
         key, last_id = decode_cursor(cursor)
         if sort in ("risk", "label"):

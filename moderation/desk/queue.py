@@ -82,11 +82,8 @@ def _filter(status: str | None) -> tuple[store.QueueFilter, list[str]]:
 
 def _cursor(sort: str) -> str | None:
     """The page link's cursor in normal form (`store.normal_cursor`); None, with a notice, for any other."""
-    raw = request.args.get("cursor")
-    if not raw:
-        return None
     try:
-        return store.normal_cursor(raw, sort)
+        return store.normal_cursor(request.args.get("cursor"), sort)
     except ValueError:
         flash("That page link is out of date; showing the first page.", "error")
         return None
