@@ -879,6 +879,7 @@ def webhooks_deliveries(endpoint_id: int, limit: int) -> None:
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between looks at the outbox when it is empty.")
 def webhooks_run(once: bool, interval: float) -> None:
     """Deliver due events, at least once, with back-off; run it beside `moderation serve`."""
+    import os
     import time
 
     from sqlalchemy.orm import Session
@@ -887,6 +888,8 @@ def webhooks_run(once: bool, interval: float) -> None:
 
     policy = webhooks.Policy.from_config(load_config())
     engine = _engine()
+    if proxies := sorted(name for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy") if os.environ.get(name)):
+        click.echo(f"warning: {', '.join(proxies)} set, but webhooks connect directly (their address checks need the connection)", err=True)
     with webhooks.client(policy) as client:
         while True:
             with Session(engine) as session:

@@ -48,6 +48,9 @@ class Rules:
     languages: list[str] = field(default_factory=lambda: ["en"])
     language_min_confidence: float = 0.9
 
+    def __post_init__(self) -> None:
+        self.section_thresholds = {section_key(name): overrides for name, overrides in self.section_thresholds.items()}
+
 
 @dataclass
 class Facts:
@@ -117,15 +120,12 @@ def with_overrides(thresholds: dict, overrides: dict | None) -> dict[str, dict[s
 
 
 def section_key(section: str | None) -> str:
-    """How sections are compared: "Politics", "politics " and "POLITICS" are one section, as in the queue's filter."""
+    """How sections are compared: "Politics", "politics " and "POLITICS" are one section."""
     return (section or "").strip().casefold()
 
 
 def _section_overrides(rules: Rules, section: str | None) -> dict | None:
-    if not section or not rules.section_thresholds:
-        return None
-    key = section_key(section)
-    return next((overrides for name, overrides in rules.section_thresholds.items() if section_key(name) == key), None)
+    return rules.section_thresholds.get(section_key(section)) if section and rules.section_thresholds else None
 
 
 def thresholds_for(rules: Rules, section: str | None) -> dict[str, dict[str, float]]:

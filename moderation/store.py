@@ -303,8 +303,9 @@ def decide_many(session: Session, comment_ids: list[int], *, actor: str, action:
     for comment in decided:
         enqueue_events(session, comment.id, comment.site, new_status, event, now)
     session.commit()
-    for chunk in chunks:  # the commit expired them: one SELECT per chunk, not one per comment its caller reads
-        session.scalars(select(Comment).where(Comment.id.in_(chunk))).all()
+    if session.expire_on_commit:  # then the commit expired them: one SELECT per chunk, not one per comment its caller reads
+        for chunk in chunks:
+            session.scalars(select(Comment).where(Comment.id.in_(chunk))).all()
     for _ in decided:
         metrics.record_human_decision(action, reason)  # here, so the API, the desk and Akismet reports all count
     return Decided(decided, [found[i] for i in ids if i in found and i not in changed], [i for i in ids if i not in found])

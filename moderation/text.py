@@ -74,8 +74,8 @@ _SPACED_SEP = re.compile(r"[ .\-_*]")
 # Letters and ! ? . stretched three times or more; digits are left alone ("1000", "2000").
 _REPEATS = re.compile(r"([a-z!?.])\1{2,}")
 # The letters English doubles ("good", "kill", "ass", "see"): stretched, they may stand for two.
-_DOUBLED_LETTERS = frozenset("bcdefglmnoprstz")
-_STRETCHED_DOUBLE = re.compile(r"([bcdefglmnoprstz])\1{2,}")
+_DOUBLED_LETTERS = "bcdefglmnoprstz"
+_STRETCHED_DOUBLE = re.compile(f"([{_DOUBLED_LETTERS}])\\1{{2,}}")
 # What r"\1" would give, without `re` parsing a template in Python on every call (~2 us).
 _FIRST_GROUP = operator.methodcaller("group", 1)
 # A token in which a letter touches a digit or symbol that stands in for a letter.

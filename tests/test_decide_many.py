@@ -38,10 +38,11 @@ def test_each_comment_is_decided_conflicted_or_missing_on_its_own(api):
         assert "ann@example.org" not in entry.note  # the append-only log never holds a reader's address
 
 
-def test_more_comments_than_one_statement_binds_are_all_decided(api):
-    ids = _posted(api, 3)
+def test_more_comments_than_one_statement_binds_are_all_decided(api, monkeypatch):
+    monkeypatch.setattr(store, "_IDS_PER_STATEMENT", 2)
+    ids = _posted(api, 5)
     engine = api.app.extensions["moderation.engine"]
-    asked = ids + list(range(10_000_000, 10_001_200))  # 1,203 ids: three statements' worth
+    asked = ids + list(range(10_000_000, 10_001_200))  # 1,205 ids: hundreds of statements' worth
     with Session(engine) as session:
         result = store.decide_many(session, asked, actor="mia", action="approve", reason=None, note=None)
         assert [c.id for c in result.decided] == ids and len(result.missing) == 1200 and result.conflicts == []

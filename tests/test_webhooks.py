@@ -325,8 +325,10 @@ def test_two_dispatchers_at_once_send_each_event_exactly_once(api, receiver, mon
     _add(api, receiver.url)
     for n in range(12):
         api.post_comment(f"Comment {n} for two dispatchers.", author={"email": f"d{n}@example.org"})
-    receiver.delay = 0.05
-    policy = webhooks.Policy(timeout=0.09, max_attempts=4, backoff=0.01, backoff_cap=0.05, disable_after=50)
+    # Twelve answers of 0.1 s outlast the 1.2 s lease (twice the attempt's deadline), while the 0.6 s deadline leaves
+    # room for a loaded machine: an attempt cut short after the receiver had the event would rightly be sent again.
+    receiver.delay = 0.1
+    policy = webhooks.Policy(timeout=0.6, max_attempts=4, backoff=0.01, backoff_cap=0.05, disable_after=50)
     start, failures = threading.Barrier(2), []
 
     def dispatcher():
