@@ -210,7 +210,8 @@ class OutboxEvent(Base):
     """
 
     __tablename__ = "webhook_outbox"
-    __table_args__ = (Index("ix_webhook_outbox_due", "delivered_at", "next_attempt_at"),)
+    __table_args__ = (Index("ix_webhook_outbox_due", "delivered_at", "next_attempt_at"),
+                      Index("ix_webhook_outbox_order", "endpoint_id", "comment_id", "id"))  # an event waits for its comment's earlier ones
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     endpoint_id: Mapped[int] = mapped_column(BigId, ForeignKey("webhook_endpoints.id"), index=True)

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 from alembic import command
-from sqlalchemy import Text, cast, func, select, text
+from sqlalchemy import Text, cast, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -303,3 +303,21 @@ def test_migration_0007_keeps_every_ban_and_starts_the_history_with_them(at_0006
     with pytest.raises(DBAPIError, match="append-only"):
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM ban_events"))
+
+
+def test_migrations_0007_and_0008_go_down_to_0006_and_up_again_keeping_the_bans(at_0006):
+    engine = at_0006
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO bans (kind, value, created_by, reason, created_at) VALUES ('email', 'troll@example.org', 'mia', 'r', "
+                                "'2026-01-02 00:00:00+00')"))
+    upgrade(engine)
+    config = alembic_config(engine)
+    command.downgrade(config, "0006")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT kind, value FROM bans")).all() == [("email", "troll@example.org")]
+        assert "ban_events" not in inspect(connection).get_table_names()
+        assert "ix_webhook_outbox_order" not in {i["name"] for i in inspect(connection).get_indexes("webhook_outbox")}
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT action, masked FROM ban_events")).all() == [("ban", "t***@example.org")]
+        assert "ix_webhook_outbox_order" in {i["name"] for i in inspect(connection).get_indexes("webhook_outbox")}
