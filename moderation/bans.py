@@ -71,7 +71,7 @@ def lift(session: Session, kind: str, value: str, *, by: str, reason: str | None
         return False
     made_from = session.scalar(select(BanEvent.comment_id).where(BanEvent.ban_id == ban_id, BanEvent.action == BAN)
                                .order_by(BanEvent.id.desc()).limit(1))
-    _record(session, LIFT, ban_id, kind, value, by, reason, made_from, utcnow())
+    _record(session, LIFT, ban_id, kind, value, by, reason and mask_emails(reason), made_from, utcnow())
     session.commit()
     return True
 
@@ -86,8 +86,9 @@ def remove(session: Session, condition, *, by: str, reason: str) -> int:
 
 
 def _record(session: Session, action: str, ban_id: int, kind: str, value: str, by: str, reason: str | None, comment_id: int | None, when: datetime) -> None:
+    """Append one history row; ``reason`` comes already masked (`mask_emails`) by the caller."""
     session.add(BanEvent(ban_id=ban_id, action=action, kind=kind, masked=masked(kind, value), actor=by,
-                         reason=reason and mask_emails(reason), comment_id=comment_id, created_at=when))
+                         reason=reason, comment_id=comment_id, created_at=when))
 
 
 def bans_for(session: Session, email: str | None, ip: str | None) -> list[Ban]:
@@ -97,10 +98,6 @@ def bans_for(session: Session, email: str | None, ip: str | None) -> list[Ban]:
 
 def _matching(kind: str, value: str):
     return (Ban.kind == kind) & (Ban.value == canonical(kind, value))
-
-
-def list_bans(session: Session) -> list[Ban]:
-    return list(session.scalars(select(Ban).order_by(Ban.created_at.desc())))
 
 
 def in_force(session: Session, *, before_id: int | None = None, limit: int) -> list[Ban]:

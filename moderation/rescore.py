@@ -77,7 +77,7 @@ def rescore_pending(session: Session, assessor: Assessor, rules: Rules, *, dry_r
                 session.rollback()
                 continue
             if status != PENDING:
-                store.enqueue_events(session, comment.id, comment.site, status, webhooks.event_for(status, by_person=False), now)
+                store.enqueue_events(session, [(comment.id, comment.site)], status, webhooks.event_for(status, by_person=False), now)
                 session.add(AuditEntry(
                     comment_id=comment.id, actor="model", action=decision.action, reason="rescore", note="; ".join(decision.reasons) or None,
                     previous_status=PENDING, new_status=status, scores=assessed["scores"], model_version=assessed["model_version"], created_at=now,

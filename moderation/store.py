@@ -299,9 +299,8 @@ def decide_many(session: Session, comment_ids: list[int], *, actor: str, action:
     session.add_all(AuditEntry(comment_id=comment.id, actor=actor, action=action, reason=reason, note=masked, previous_status=expected_status,
                                new_status=new_status, scores=comment.scores, model_version=comment.model_version, created_at=now)
                     for comment in decided)
-    event = webhooks.event_for(new_status, by_person=True)
-    for comment in decided:
-        enqueue_events(session, comment.id, comment.site, new_status, event, now)
+    if decided:
+        enqueue_events(session, [(comment.id, comment.site) for comment in decided], new_status, webhooks.event_for(new_status, by_person=True), now)
     session.commit()
     if session.expire_on_commit:  # then the commit expired them: one SELECT per chunk, not one per comment its caller reads
         for chunk in chunks:
@@ -311,10 +310,11 @@ def decide_many(session: Session, comment_ids: list[int], *, actor: str, action:
     return Decided(decided, [found[i] for i in ids if i in found and i not in changed], [i for i in ids if i not in found])
 
 
-def enqueue_events(session: Session, comment_id: int, site: str, status: str, event: str, now: datetime) -> None:
-    """Queue ``event`` for the site's subscribed endpoints, in the caller's transaction (no commit)."""
-    session.execute(_ENQUEUE, {"event": event, "event_pattern": f"%,{event},%", "comment_id": comment_id,
-                               "new_status": status, "created_at": now, "site": site})
+def enqueue_events(session: Session, comments: list[tuple[int, str]], status: str, event: str, now: datetime) -> None:
+    """Queue ``event`` for each (comment id, site)'s subscribed endpoints, in one executemany in the
+    caller's transaction (no commit)."""
+    session.execute(_ENQUEUE, [{"event": event, "event_pattern": f"%,{event},%", "comment_id": comment_id,
+                                "new_status": status, "created_at": now, "site": site} for comment_id, site in comments])
 
 
 def history_of(session: Session, comment_id: int) -> list[AuditEntry]:
